@@ -1,0 +1,26 @@
+"""textlstm: LSTM text models on Keras 3 and TensorFlow.
+
+The public API: tokenizers, data pipelines, the shared LSTMBackbone and the
+task models on it, run configs and the training recipes.
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from textlstm.config import LanguageModelConfig, load_config  # noqa: E402
+from textlstm.language_modeling import (  # noqa: E402
+    evaluate_language_model,
+    load_language_model,
+    train_language_model,
+)
+from textlstm.models import LanguageModel, LSTMBackbone, TokenScores  # noqa: E402
+from textlstm.tokenizers import (  # noqa: E402
+    SentencePieceTokenizer,
+    WordTokenizer,
+    load_tokenizer,
+    save_tokenizer,
+    train_sentencepiece,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,7 @@
+"""`python -m textlstm` runs the command line."""
+
+import sys
+
+from textlstm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,183 @@
+"""The `textlstm` command line: argparse subcommands over the public API.
+
+    textlstm quickstart                       train + evaluate the PTB quickstart model
+    textlstm tokenizer train --input F ...    train a SentencePiece or word tokenizer
+    textlstm train lm [--config C] [k=v ...]  train a language model into a run dir
+    textlstm evaluate lm --run-dir R --file F perplexity of a run's model on a file
+    textlstm generate --run-dir R --prompt P  continue prompts
+    textlstm score --run-dir R TEXT ...       per-token log-probs and surprisals
+    textlstm export lm --run-dir R --name N   SavedModel under saved_models/N/VERSION
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+QUICKSTART_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                 "configs", "ptb_quickstart.json")
+
+
+def _train_lm(config_path, overrides):
+    from textlstm.config import LanguageModelConfig, load_config
+    from textlstm.language_modeling import train_language_model
+
+    config = load_config(LanguageModelConfig, config_path, overrides)
+    metrics = train_language_model(config)
+    print(f"run directory: {config.run_dir}")
+    print(f"validation perplexity: {metrics['valid_perplexity']:.2f} ({metrics['valid_tokens']} tokens)")
+    print(f"test perplexity:       {metrics['test_perplexity']:.2f} ({metrics['test_tokens']} tokens)")
+    if metrics["seconds_per_epoch"]:
+        print(f"training: {metrics['epochs']} epochs, {metrics['seconds_per_epoch']:.0f} s/epoch, "
+              f"{metrics['train_tokens_per_second']:.0f} tokens/s")
+    print("samples:")
+    for sample in metrics["samples"]:
+        print(f"  {sample}")
+
+
+def cmd_quickstart(args):
+    _train_lm(args.config, args.overrides)
+
+
+def cmd_train_lm(args):
+    _train_lm(args.config, args.overrides)
+
+
+def cmd_tokenizer_train(args):
+    from textlstm.data import read_lines
+    from textlstm.tokenizers import save_tokenizer, train_tokenizer
+
+    lines = [line for path in args.input for line in read_lines(path, args.encoding)]
+    tokenizer = train_tokenizer(args.kind, lines, args.vocabulary_size, args.min_count)
+    save_tokenizer(tokenizer, args.output)
+    print(f"{args.kind} tokenizer of {tokenizer.vocabulary_size()} tokens written to {args.output}")
+
+
+def cmd_evaluate_lm(args):
+    from textlstm.language_modeling import evaluate_language_model, load_language_model
+
+    lm = load_language_model(args.run_dir)
+    result = evaluate_language_model(lm, args.file, encoding=args.encoding, mode=args.mode,
+                                     batch_size=args.batch_size, sequence_length=args.sequence_length)
+    print(json.dumps(result, indent=2))
+
+
+def cmd_generate(args):
+    from textlstm.language_modeling import load_language_model
+
+    lm = load_language_model(args.run_dir)
+    prompts = args.prompt or [""]
+    texts = lm.generate(prompts * args.num_samples, max_length=args.max_length, sampler=args.sampler,
+                        temperature=args.temperature, k=args.top_k, p=args.top_p, seed=args.seed)
+    for text in texts:
+        print(text)
+
+
+def cmd_score(args):
+    from textlstm.data import read_lines
+    from textlstm.language_modeling import load_language_model
+
+    texts = list(args.texts)
+    if args.file:
+        texts += read_lines(args.file, args.encoding)
+    if not texts:
+        raise ValueError("score: give texts as arguments or --file.")
+    lm = load_language_model(args.run_dir)
+    for scores in lm.score(texts):
+        if args.format == "jsonl":
+            print(json.dumps({"text": scores.text, "tokens": scores.tokens, "log_probs": scores.log_probs,
+                              "surprisals": scores.surprisals, "total_log_prob": scores.total_log_prob}))
+        else:
+            print(f"{scores.text}\t(total log-prob {scores.total_log_prob:.3f} nats)")
+            for token, surprisal in zip(scores.tokens, scores.surprisals):
+                print(f"  {token:<20} {surprisal:8.3f} bits")
+
+
+def cmd_export_lm(args):
+    from textlstm.export import export_scorer, next_version_dir
+    from textlstm.language_modeling import load_language_model
+
+    lm = load_language_model(args.run_dir)
+    export_dir = next_version_dir(args.base_dir, args.name)
+    export_scorer(lm, export_dir)
+    print(f"exported to {export_dir}")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="textlstm", description="LSTM text models on Keras 3 and TensorFlow.")
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_config_args(p, default=None):
+        p.add_argument("--config", default=default, help="JSON config under configs/ (default: %(default)s)")
+        p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. epochs=2")
+
+    p = commands.add_parser("quickstart", help="train and evaluate the PTB quickstart language model")
+    add_config_args(p, QUICKSTART_CONFIG)
+    p.set_defaults(func=cmd_quickstart)
+
+    tokenizer = commands.add_parser("tokenizer", help="tokenizer commands").add_subparsers(dest="action", required=True)
+    p = tokenizer.add_parser("train", help="train a tokenizer on text files")
+    p.add_argument("--input", nargs="+", required=True, help="text files, one sentence a line")
+    p.add_argument("--kind", choices=("unigram", "bpe", "word"), default="unigram")
+    p.add_argument("--vocabulary-size", type=int, default=8000)
+    p.add_argument("--min-count", type=int, default=1, help="word tokenizer only")
+    p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--output", required=True, help="directory for config.json and the vocabulary")
+    p.set_defaults(func=cmd_tokenizer_train)
+
+    train = commands.add_parser("train", help="training commands").add_subparsers(dest="task", required=True)
+    p = train.add_parser("lm", help="train a language model")
+    add_config_args(p)
+    p.set_defaults(func=cmd_train_lm)
+
+    evaluate = commands.add_parser("evaluate", help="evaluation commands").add_subparsers(dest="task", required=True)
+    p = evaluate.add_parser("lm", help="perplexity of a trained language model on a text file")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--file", required=True)
+    p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--mode", choices=("stream", "sentence"), default="stream")
+    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--sequence-length", type=int, default=35)
+    p.set_defaults(func=cmd_evaluate_lm)
+
+    p = commands.add_parser("generate", help="generate text with a trained language model")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--prompt", action="append", help="a prompt (repeatable); default: from scratch")
+    p.add_argument("--num-samples", type=int, default=1, help="samples per prompt")
+    p.add_argument("--max-length", type=int, default=30, help="new tokens at most")
+    p.add_argument("--sampler", choices=("greedy", "top_k", "top_p"), default="top_p")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=40)
+    p.add_argument("--top-p", type=float, default=0.9)
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=cmd_generate)
+
+    p = commands.add_parser("score", help="per-token log-probs and surprisals under a trained language model")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("texts", nargs="*", help="texts to score")
+    p.add_argument("--file", help="score every line of this file too")
+    p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--format", choices=("table", "jsonl"), default="table")
+    p.set_defaults(func=cmd_score)
+
+    export = commands.add_parser("export", help="export commands").add_subparsers(dest="task", required=True)
+    p = export.add_parser("lm", help="export a raw-text scorer SavedModel")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--name", required=True, help="model name: saved_models/NAME/VERSION")
+    p.add_argument("--base-dir", default="saved_models")
+    p.set_defaults(func=cmd_export_lm)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"textlstm: error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,201 @@
+"""Run-level configuration: one dataclass per task, loaded from JSON, overridable.
+
+Architecture settings live on the Keras objects (their `get_config`); this
+module holds what a *run* needs: data paths, tokenizer choice, optimisation,
+callbacks. A config is loaded from `configs/*.json`, overridden with
+`key=value` strings from the command line, validated, and saved as
+`config.json` in the run directory so the run can be reproduced and reloaded.
+
+Example:
+>>> from textlstm.config import LanguageModelConfig, load_config
+>>> config = load_config(LanguageModelConfig, None, ["hidden_dim=32", "epochs=1"])
+>>> config.hidden_dim
+32
+"""
+
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass
+
+
+@dataclass
+class LanguageModelConfig:
+    """Everything one language-model run needs besides the code.
+
+    Each field carries the reason for its default.
+    """
+
+    # Data. Paths are resolved relative to the current directory.
+    train_file: str = "../shared/data/ptb/ptb.train.txt"
+    valid_file: str = "../shared/data/ptb/ptb.valid.txt"
+    test_file: str = "../shared/data/ptb/ptb.test.txt"
+    encoding: str = "utf-8"  # PTB and most corpora; MR polarity needs latin-1.
+    max_train_lines: int = 0  # 0 = all; a slice keeps tests and smoke runs fast.
+    max_eval_lines: int = 0  # 0 = all; same, for the validation and test files.
+
+    # Tokenizer.
+    tokenizer: str = "word"  # "word" for pre-tokenised PTB; "unigram"/"bpe" = SentencePiece.
+    vocabulary_size: int = 10000  # PTB's own 10k vocabulary (Mikolov et al. 2010).
+    min_count: int = 1  # PTB is already <unk>-mapped; raise it for raw corpora.
+
+    # Batching.
+    mode: str = "stream"  # "stream" = truncated BPTT over B parallel streams; "sentence" = padded lines.
+    batch_size: int = 64  # 64 streams: ~3x the tokens/s of Zaremba's 20 on 2 CPU cores.
+    eval_batch_size: int = 10  # small, so trimming the stream to B*k tokens loses < 10 tokens.
+    sequence_length: int = 35  # BPTT window of Zaremba et al. (2014).
+
+    # Architecture (copied onto LSTMBackbone / LanguageModel, which own it).
+    cell_type: str = "lstm"  # "gru" is the other cuDNN-eligible cell.
+    embedding_dim: int = 200  # Zaremba "small".
+    hidden_dim: int = 200  # Zaremba "small"; equal to embedding_dim so weights can be tied.
+    num_layers: int = 2  # Zaremba "small".
+    dropout: float = 0.2  # Between layers only (Zaremba et al. 2014); recurrent dropout breaks cuDNN.
+    tie_weights: bool = True  # Press & Wolf (2017), Inan et al. (2017): fewer parameters, lower perplexity.
+
+    # Optimisation.
+    optimizer: str = "adam"  # Adam reaches Zaremba-small perplexity in fewer epochs than SGD.
+    learning_rate: float = 0.003
+    clipnorm: float = 1.0  # Gradient clipping (Pascanu et al. 2013), on by default.
+    sampled_softmax: int = 2048  # Negatives for sampled softmax in training (Jean et al. 2015); 0 = full softmax.
+    epochs: int = 10
+    lr_schedule: str = "epoch_decay"  # "epoch_decay": x factor every epoch from lr_decay_start_epoch (Zaremba et al. 2014); "plateau": when validation stalls.
+    lr_decay_factor: float = 0.5
+    lr_decay_start_epoch: int = 4  # 1-based; Zaremba "small" decays from epoch 5 of 13, we have fewer epochs.
+    lr_decay_patience: int = 0  # "plateau" only: epochs without improvement before decaying.
+    early_stopping_patience: int = 3
+    time_budget_minutes: float = 0.0  # Stop after the epoch that crosses it; 0 = no budget.
+    jit_compile: str = "auto"  # "auto" = XLA where BENCHMARKS.md measured it faster; "true"/"false" force it.
+    seed: int = 1234
+
+    # Output.
+    run_dir: str = "runs/ptb_small"
+    overwrite: bool = False  # A finished run (metrics.json present) is never replaced unless asked.
+    verbose: int = 1  # Keras progress: 1 = bar, 2 = a line per epoch (for logs), 0 = silent.
+    num_samples: int = 3  # Generated samples printed and stored after training.
+    sample_length: int = 20
+
+
+_CHOICES = {
+    "tokenizer": ("word", "unigram", "bpe"),
+    "mode": ("stream", "sentence"),
+    "cell_type": ("lstm", "gru"),
+    "optimizer": ("adam", "sgd"),
+    "lr_schedule": ("epoch_decay", "plateau"),
+    "jit_compile": ("auto", "true", "false"),
+}
+_POSITIVE = {
+    "vocabulary_size", "batch_size", "eval_batch_size", "sequence_length",
+    "embedding_dim", "hidden_dim", "num_layers", "epochs", "learning_rate",
+    "sample_length", "min_count",
+}
+
+
+def _coerce(name, expected, value, source):
+    """Returns `value` as `expected`, or raises a ValueError naming the field."""
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    elif expected is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif expected is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif expected is str:
+        if isinstance(value, str):
+            return value
+    raise ValueError(
+        f"{source}: field `{name}` expects {expected.__name__}, "
+        f"received {value!r} ({type(value).__name__})."
+    )
+
+
+def config_from_dict(config_class, values, source="config"):
+    """Builds and validates `config_class` from a dict of field values.
+
+    Raises:
+        ValueError: an unknown key (naming it and the valid keys), a wrong
+            type, a negative size or a value outside a field's choices; the
+            message names the field and echoes the value.
+    """
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    hints = typing.get_type_hints(config_class)
+    kwargs = {}
+    for name, value in values.items():
+        if name not in fields:
+            raise ValueError(
+                f"{source}: unknown key `{name}`. Valid keys: {', '.join(sorted(fields))}."
+            )
+        kwargs[name] = _coerce(name, hints[name], value, source)
+    config = config_class(**kwargs)
+    validate(config, source)
+    return config
+
+
+def validate(config, source="config"):
+    """Checks sizes and choices; raises ValueError naming the field and value."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name in _CHOICES and value not in _CHOICES[f.name]:
+            raise ValueError(
+                f"{source}: field `{f.name}` must be one of {_CHOICES[f.name]}, received {value!r}."
+            )
+        if f.name in _POSITIVE and value <= 0:
+            raise ValueError(f"{source}: field `{f.name}` must be positive, received {value!r}.")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise ValueError(f"{source}: field `{f.name}` must not be negative, received {value!r}.")
+    if getattr(config, "dropout", 0.0) >= 1.0:
+        raise ValueError(f"{source}: field `dropout` must be in [0, 1), received {config.dropout!r}.")
+
+
+def parse_overrides(overrides):
+    """Turns `["key=value", ...]` into a dict; raises ValueError on a bad item."""
+    values = {}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} is not of the form key=value.")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def load_config(config_class, path=None, overrides=None):
+    """Loads `config_class` from a JSON file (optional) plus `key=value` overrides."""
+    values = {}
+    source = "defaults"
+    if path:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"config file not found: {path}")
+        with open(path, encoding="utf-8") as f:
+            try:
+                values = json.load(f)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}: line {error.lineno}: invalid JSON: {error.msg}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a JSON object, received {type(values).__name__}.")
+        source = path
+    values.update(parse_overrides(overrides))
+    return config_from_dict(config_class, values, source)
+
+
+def save_config(config, path):
+    """Writes the resolved config as JSON (atomically, so a crash never leaves half a file)."""
+    tmp_path = f"{path}.tmp"
+    with open(tmp_path, "w", encoding="utf-8") as f:
+        json.dump(dataclasses.asdict(config), f, indent=2)
+        f.write("\n")
+    os.replace(tmp_path, path)

@@ -1,0 +1,4 @@
+"""Models: one LSTMBackbone, task heads on top of it."""
+
+from textlstm.models.backbone import LSTMBackbone
+from textlstm.models.language_model import LanguageModel, Perplexity, TokenScores

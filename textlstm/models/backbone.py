@@ -1,0 +1,195 @@
+"""LSTMBackbone: token embedding + stacked recurrent layers, shared by every task."""
+
+import logging
+
+import keras
+from keras import ops
+
+from textlstm.tokenizers import PAD_ID
+
+logger = logging.getLogger(__name__)
+
+# The settings for which Keras runs the fused cuDNN kernel on a GPU (see
+# keras.src.backend.tensorflow.rnn.cudnn_ok): any other value silently falls
+# back to the generic kernel, several times slower.
+CUDNN_SETTINGS = {
+    "activation": "tanh",
+    "recurrent_activation": "sigmoid",
+    "recurrent_dropout": 0.0,
+    "use_bias": True,
+    "unroll": False,
+}
+
+
+@keras.saving.register_keras_serializable(package="textlstm")
+class LSTMBackbone(keras.Model):
+    """Embedding, `num_layers` stacked LSTM (or GRU) layers, dropout between.
+
+        token ids (batch, time) ──► Embedding ──► Dropout
+            ──► [LSTM ──► Dropout] x num_layers ──► sequence (batch, time, output_dim)
+                                                   └─► final states, per layer
+
+    Dropout sits only on the non-recurrent connections (Zaremba et al. 2014),
+    so the defaults stay cuDNN-eligible: tanh/sigmoid, `recurrent_dropout=0`,
+    `use_bias=True`, no unroll, and masks from right padding (id 0) only.
+    A cuDNN-ineligible setting raises unless `require_cudnn=False`, and is
+    then logged as a warning.
+
+    Args:
+        vocabulary_size: int, number of token ids.
+        embedding_dim: int, size of the token embeddings.
+        hidden_dim: int, units of each recurrent layer (per direction).
+        num_layers: int, stacked recurrent layers.
+        cell_type: "lstm" or "gru".
+        bidirectional: bool, wrap each layer in `Bidirectional` (classifiers
+            only; a language model must not see the future).
+        dropout: float, dropout rate on the embeddings and between layers.
+        activation, recurrent_activation, recurrent_dropout, use_bias,
+            unroll: passed to every recurrent layer; see `CUDNN_SETTINGS`.
+        require_cudnn: bool, refuse settings the cuDNN kernel cannot run.
+
+    Example:
+    >>> import numpy as np
+    >>> backbone = LSTMBackbone(vocabulary_size=50, embedding_dim=8, hidden_dim=16, num_layers=2)
+    >>> sequence, states = backbone(np.ones((3, 5), "int32"), return_state=True)
+    >>> tuple(sequence.shape), len(states), len(states[0])
+    ((3, 5, 16), 2, 2)
+    """
+
+    def __init__(
+        self,
+        vocabulary_size,
+        embedding_dim=200,
+        hidden_dim=200,
+        num_layers=2,
+        cell_type="lstm",
+        bidirectional=False,
+        dropout=0.0,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        recurrent_dropout=0.0,
+        use_bias=True,
+        unroll=False,
+        require_cudnn=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (("vocabulary_size", vocabulary_size), ("embedding_dim", embedding_dim),
+                            ("hidden_dim", hidden_dim), ("num_layers", num_layers)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive int, received {value!r}.")
+        if cell_type not in ("lstm", "gru"):
+            raise ValueError(f"`cell_type` must be 'lstm' or 'gru', received {cell_type!r}.")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1), received {dropout!r}.")
+        settings = dict(activation=activation, recurrent_activation=recurrent_activation,
+                        recurrent_dropout=recurrent_dropout, use_bias=use_bias, unroll=unroll)
+        ineligible = {k: v for k, v in settings.items() if v != CUDNN_SETTINGS[k]}
+        if ineligible and require_cudnn:
+            name, value = next(iter(ineligible.items()))
+            raise ValueError(
+                f"`{name}={value!r}` is not cuDNN-eligible (needs {CUDNN_SETTINGS[name]!r}); "
+                f"pass require_cudnn=False to allow the slow kernel."
+            )
+        if ineligible:
+            logger.warning("LSTMBackbone: cuDNN-ineligible settings %s; GPUs use the generic kernel.", ineligible)
+
+        self.vocabulary_size = vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.cell_type = cell_type
+        self.bidirectional = bidirectional
+        self.dropout = dropout
+        self.activation = activation
+        self.recurrent_activation = recurrent_activation
+        self.recurrent_dropout = recurrent_dropout
+        self.use_bias = use_bias
+        self.unroll = unroll
+        self.require_cudnn = require_cudnn
+        self.output_dim = hidden_dim * (2 if bidirectional else 1)
+        self.cudnn_eligible = not ineligible
+
+        self.token_embedding = keras.layers.Embedding(
+            vocabulary_size, embedding_dim,
+            embeddings_initializer=keras.initializers.RandomUniform(-0.1, 0.1),
+            name="token_embedding",
+        )
+        self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
+        layer_class = keras.layers.LSTM if cell_type == "lstm" else keras.layers.GRU
+        self.recurrent_layers = []
+        self.layer_dropouts = []
+        for i in range(num_layers):
+            layer = layer_class(
+                hidden_dim, return_sequences=True, return_state=True, name=f"{cell_type}_{i}", **settings
+            )
+            if bidirectional:
+                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}")
+            self.recurrent_layers.append(layer)
+            self.layer_dropouts.append(keras.layers.Dropout(dropout, name=f"dropout_{i}"))
+
+    def build(self, input_shape):
+        self.token_embedding.build(input_shape)
+        shape = (input_shape[0], input_shape[1], self.embedding_dim)
+        for layer in self.recurrent_layers:
+            layer.build(shape)
+            shape = (input_shape[0], input_shape[1], self.output_dim)
+        self.built = True
+
+    @property
+    def states_per_layer(self):
+        """Tensors of state per layer: (h, c) for an LSTM, (h,) for a GRU, times directions."""
+        return (2 if self.cell_type == "lstm" else 1) * (2 if self.bidirectional else 1)
+
+    def initial_state(self, batch_size):
+        """Zero states: a list (one per layer) of lists of `(batch, hidden_dim)` tensors."""
+        return [[ops.zeros((batch_size, self.hidden_dim)) for _ in range(self.states_per_layer)]
+                for _ in range(self.num_layers)]
+
+    def call(self, token_ids, initial_state=None, return_state=False, training=None):
+        """Runs the stack.
+
+        Args:
+            token_ids: int `(batch, time)`, right padded with 0.
+            initial_state: optional list (per layer) of state lists, as
+                returned by a previous call with `return_state=True`.
+            return_state: bool, also return the final states.
+
+        Returns:
+            `sequence (batch, time, output_dim)`, and with `return_state`
+            the final states, a list per layer.
+        """
+        mask = ops.not_equal(token_ids, PAD_ID)  # (batch, time)
+        x = self.token_embedding(token_ids)  # (batch, time, embedding_dim)
+        x = self.embedding_dropout(x, training=training)
+        final_states = []
+        for i, (layer, dropout) in enumerate(zip(self.recurrent_layers, self.layer_dropouts)):
+            state = None if initial_state is None else list(initial_state[i])
+            outputs = layer(x, mask=mask, initial_state=state, training=training)
+            x, states = outputs[0], list(outputs[1:])  # x: (batch, time, output_dim)
+            x = dropout(x, training=training)
+            final_states.append(states)
+        if return_state:
+            return x, final_states
+        return x
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary_size": self.vocabulary_size,
+                "embedding_dim": self.embedding_dim,
+                "hidden_dim": self.hidden_dim,
+                "num_layers": self.num_layers,
+                "cell_type": self.cell_type,
+                "bidirectional": self.bidirectional,
+                "dropout": self.dropout,
+                "activation": self.activation,
+                "recurrent_activation": self.recurrent_activation,
+                "recurrent_dropout": self.recurrent_dropout,
+                "use_bias": self.use_bias,
+                "unroll": self.unroll,
+                "require_cudnn": self.require_cudnn,
+            }
+        )
+        return config

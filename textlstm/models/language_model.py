@@ -1,0 +1,414 @@
+"""LanguageModel: next-token prediction on an LSTMBackbone; scoring and generation."""
+
+import dataclasses
+import logging
+import math
+
+import keras
+import keras_hub
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from textlstm.models.backbone import LSTMBackbone
+from textlstm.tokenizers import BOS_ID, EOS_ID, PAD_ID
+
+logger = logging.getLogger(__name__)
+
+
+@keras.saving.register_keras_serializable(package="textlstm")
+class Perplexity(keras.metrics.Mean):
+    """exp of the token-weighted mean negative log-likelihood (in nats)."""
+
+    def result(self):
+        return ops.exp(super().result())
+
+
+@dataclasses.dataclass
+class TokenScores:
+    """Per-token scores of one text under a language model.
+
+    `log_probs[i]` is ln p(tokens[i] | <s> tokens[:i]) in nats and
+    `surprisals[i]` the same in bits (-log2 p), the unit of SyntaxGym.
+    The last token is `</s>`.
+    """
+
+    text: str
+    tokens: list
+    token_ids: list
+    log_probs: list
+    surprisals: list
+
+    @property
+    def total_log_prob(self):
+        return float(sum(self.log_probs))
+
+
+@keras.saving.register_keras_serializable(package="textlstm")
+class LanguageModel(keras.Model):
+    """Next-token logits over an `LSTMBackbone`, with scoring and generation.
+
+        ids (batch, time) ──► LSTMBackbone ──► hidden (batch, time, hidden_dim)
+            ──► hidden @ Eᵀ + b ──► logits (batch, time, vocabulary_size)
+
+    With `tie_weights=True` the output matrix E is the input embedding
+    (Press & Wolf 2017; Inan et al. 2017), which needs
+    `embedding_dim == hidden_dim`.
+
+    Training (`fit`) can carry the LSTM state from one batch to the next,
+    which is truncated BPTT over the streams of
+    `textlstm.data.stream_windows`: compile with `carry_state=True`. The
+    state is reset to zero at the start of every epoch and of every
+    evaluation, and gradients never flow across windows. Compile with
+    `sampled_softmax=N` to train with N sampled negatives instead of the
+    full softmax (Jean et al. 2015); evaluation always uses the full
+    softmax, so validation perplexity is exact.
+
+    Args:
+        backbone: an `LSTMBackbone` (unidirectional).
+        tokenizer: optional tokenizer layer; needed by `score` and
+            `generate`, saved with the model.
+        tie_weights: bool, share input and output embeddings.
+
+    Example:
+    >>> from textlstm.tokenizers import WordTokenizer
+    >>> tokenizer = WordTokenizer.from_texts(["the cat sat on the mat"])
+    >>> backbone = LSTMBackbone(tokenizer.vocabulary_size(), embedding_dim=8, hidden_dim=8, num_layers=1)
+    >>> lm = LanguageModel(backbone, tokenizer=tokenizer)
+    >>> scores = lm.score(["the cat sat"])[0]
+    >>> scores.tokens
+    ['the', 'cat', 'sat', '</s>']
+    >>> len(lm.generate(["the"], max_length=5, sampler="greedy"))
+    1
+    """
+
+    def __init__(self, backbone, tokenizer=None, tie_weights=True, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(backbone, LSTMBackbone):
+            raise ValueError(f"`backbone` must be an LSTMBackbone, received {type(backbone).__name__}.")
+        if backbone.bidirectional:
+            raise ValueError("`backbone` is bidirectional; a language model must not see future tokens.")
+        if tie_weights and backbone.embedding_dim != backbone.hidden_dim:
+            raise ValueError(
+                f"`tie_weights=True` needs embedding_dim == hidden_dim, received "
+                f"embedding_dim={backbone.embedding_dim}, hidden_dim={backbone.hidden_dim}."
+            )
+        if _vocabulary_size(tokenizer) not in (None, backbone.vocabulary_size):
+            raise ValueError(
+                f"`tokenizer` has {tokenizer.vocabulary_size()} tokens but the backbone's "
+                f"vocabulary_size is {backbone.vocabulary_size}."
+            )
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.tie_weights = tie_weights
+        self.carry_state = False
+        self.sampled_softmax = 0
+        vocabulary_size = backbone.vocabulary_size
+        if tie_weights:
+            self.output_kernel = None
+        else:
+            self.output_kernel = self.add_weight(
+                shape=(vocabulary_size, backbone.hidden_dim), name="output_kernel",
+                initializer=keras.initializers.RandomUniform(-0.1, 0.1),
+            )
+        self.output_bias = self.add_weight(shape=(vocabulary_size,), name="output_bias", initializer="zeros")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.perplexity = Perplexity(name="perplexity")
+        self(ops.zeros((1, 1), "int32"))  # build every weight now, as BackupAndRestore needs
+        # Carried state lives in untracked tf.Variables with a free batch
+        # dimension: it is training bookkeeping, not a weight, so it is
+        # neither saved in model.keras nor exported.
+        self._carried = {}
+
+    def build(self, input_shape):
+        self.backbone.build(input_shape)
+        self.built = True
+
+    @property
+    def output_embedding(self):
+        """The (vocabulary_size, hidden_dim) output matrix."""
+        if self.tie_weights:
+            return self.backbone.token_embedding.embeddings
+        return self.output_kernel
+
+    def call(self, token_ids, initial_state=None, return_state=False, training=None):
+        """ids `(batch, time)` -> logits `(batch, time, vocabulary_size)` [, final states]."""
+        hidden, states = self.backbone(token_ids, initial_state=initial_state, return_state=True, training=training)
+        logits = self.project(hidden)
+        return (logits, states) if return_state else logits
+
+    def project(self, hidden):
+        """hidden `(..., hidden_dim)` -> logits `(..., vocabulary_size)`."""
+        return ops.matmul(hidden, ops.transpose(self.output_embedding)) + self.output_bias
+
+    # Training ----------------------------------------------------------------
+
+    def compile(self, optimizer="adam", carry_state=False, sampled_softmax=0, **kwargs):
+        """Keras `compile` plus LM options.
+
+        Args:
+            optimizer: a Keras optimizer or its name.
+            carry_state: bool, carry the recurrent state between batches
+                (truncated BPTT over `stream_windows` data).
+            sampled_softmax: int, negatives sampled per batch in training
+                (Jean et al. 2015; log-uniform sampler, which assumes ids
+                sorted by frequency, as textlstm's tokenizers produce); 0 =
+                full softmax.
+            **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`).
+        """
+        if sampled_softmax < 0 or sampled_softmax >= self.backbone.vocabulary_size:
+            raise ValueError(
+                f"`sampled_softmax` must be in [0, vocabulary_size={self.backbone.vocabulary_size}), "
+                f"received {sampled_softmax!r}."
+            )
+        if "loss" in kwargs:
+            raise ValueError(f"`loss`: LanguageModel computes its own loss, received {kwargs['loss']!r}.")
+        super().compile(optimizer=optimizer, **kwargs)
+        self.carry_state = carry_state
+        self.sampled_softmax = sampled_softmax
+
+    def get_compile_config(self):
+        # A reloaded model is ready for scoring and generation; training is
+        # resumed from BackupAndRestore checkpoints, which hold the optimizer.
+        return None
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.perplexity]
+
+    def reset_carried_state(self):
+        """Forgets the carried state; the next batch starts from zeros."""
+        for states in self._carried.values():
+            for variable in states:
+                variable.assign(tf.zeros((0, self.backbone.hidden_dim)))
+
+    def _read_carried(self, key, batch_size):
+        if not self.carry_state:
+            return None
+        if key not in self._carried:
+            with tf.init_scope():
+                self._carried[key] = [
+                    tf.Variable(tf.zeros((0, self.backbone.hidden_dim)), trainable=False,
+                                shape=tf.TensorShape([None, self.backbone.hidden_dim]))
+                    for _ in range(self.backbone.num_layers * self.backbone.states_per_layer)
+                ]
+        flat = [
+            tf.cond(tf.shape(v)[0] == batch_size, v.read_value, lambda: tf.zeros((batch_size, self.backbone.hidden_dim)))
+            for v in self._carried[key]
+        ]
+        per = self.backbone.states_per_layer
+        return [flat[i : i + per] for i in range(0, len(flat), per)]
+
+    def _write_carried(self, key, states):
+        if self.carry_state:
+            for variable, value in zip(self._carried[key], [s for layer in states for s in layer]):
+                variable.assign(tf.stop_gradient(value))
+
+    def _token_losses(self, hidden, targets, training):
+        """Per-token negative log-likelihood `(batch, time)`, in nats."""
+        if training and self.sampled_softmax:
+            flat_hidden = tf.reshape(hidden, (-1, self.backbone.hidden_dim))  # (batch*time, hidden)
+            labels = tf.reshape(tf.cast(targets, "int64"), (-1, 1))  # (batch*time, 1)
+            losses = tf.nn.sampled_softmax_loss(
+                self.output_embedding, self.output_bias, labels, flat_hidden,
+                num_sampled=self.sampled_softmax, num_classes=self.backbone.vocabulary_size,
+            )
+            return tf.reshape(losses, tf.shape(targets))
+        logits = self.project(hidden)  # (batch, time, vocabulary)
+        return keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+
+    def _step(self, data, training):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is None:
+            sample_weight = tf.cast(tf.not_equal(y, PAD_ID), "float32")
+        key = "train" if training else "test"
+        initial_state = self._read_carried(key, tf.shape(x)[0])
+        hidden, states = self.backbone(x, initial_state=initial_state, return_state=True, training=training)
+        token_losses = self._token_losses(hidden, y, training)  # (batch, time)
+        loss = tf.reduce_sum(token_losses * sample_weight) / tf.maximum(tf.reduce_sum(sample_weight), 1.0)
+        return loss, token_losses, sample_weight, states, key
+
+    def _update_metrics(self, token_losses, sample_weight):
+        self.loss_tracker.update_state(token_losses, sample_weight=sample_weight)
+        self.perplexity.update_state(token_losses, sample_weight=sample_weight)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss, token_losses, sample_weight, states, key = self._step(data, training=True)
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        self._write_carried(key, states)
+        return self._update_metrics(token_losses, sample_weight)
+
+    def test_step(self, data):
+        _, token_losses, sample_weight, states, key = self._step(data, training=False)
+        self._write_carried(key, states)
+        return self._update_metrics(token_losses, sample_weight)
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        """Keras `fit`, never shuffling (stream order is what the carried state
+        relies on; shuffle in the dataset if the layout allows it). With
+        `carry_state`, the state is reset at each epoch start."""
+        callbacks = list(callbacks or []) + [_ResetCarriedState()]
+        return super().fit(*args, callbacks=callbacks, shuffle=False, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        """Keras `evaluate`, always starting from a zero state."""
+        self.reset_carried_state()
+        return super().evaluate(*args, **kwargs)
+
+    # Scoring -----------------------------------------------------------------
+
+    def _require_tokenizer(self, method):
+        if self.tokenizer is None:
+            raise ValueError(f"`{method}` needs a tokenizer; build the LanguageModel with `tokenizer=`.")
+
+    def encode(self, texts):
+        """Strings `(batch,)` -> ids `(batch, time)`: `<s> ... </s>`, right padded with 0."""
+        ids = self.tokenizer.tokenize(texts)  # ragged (batch, None)
+        bos = tf.fill([ids.nrows(), 1], BOS_ID)  # (batch, 1)
+        eos = tf.fill([ids.nrows(), 1], EOS_ID)  # (batch, 1)
+        return tf.concat([bos, tf.cast(ids, "int32"), eos], axis=1).to_tensor(PAD_ID)
+
+    def token_log_probs(self, token_ids):
+        """ids `(batch, time)` -> ln p(ids[:, t] | ids[:, :t]) `(batch, time - 1)`, 0 on padding."""
+        inputs, targets = token_ids[:, :-1], token_ids[:, 1:]  # (batch, time - 1) each
+        logits = self(inputs, training=False)  # (batch, time - 1, vocabulary)
+        log_probs = -keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        return log_probs * tf.cast(tf.not_equal(targets, PAD_ID), log_probs.dtype)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def score_strings(self, texts):
+        """Raw strings in, everything in-graph: the exported `score` signature.
+
+        Returns a dict of `token_ids (batch, time)` (`<s>` first, padded with
+        0), `log_probs (batch, time - 1)` in nats (0 on padding) and
+        `lengths (batch,)`, the number of scored tokens (words + `</s>`).
+        """
+        token_ids = self.encode(texts)
+        log_probs = self.token_log_probs(token_ids)
+        lengths = tf.reduce_sum(tf.cast(tf.not_equal(token_ids[:, 1:], PAD_ID), "int32"), axis=1)
+        return {"token_ids": token_ids, "log_probs": log_probs, "lengths": lengths}
+
+    def score(self, texts, batch_size=64):
+        """Per-token log-probabilities and surprisals of each text.
+
+        This is the scorer interface of the probes: `score(texts)` returns
+        one `TokenScores` per text, scoring every token after `<s>`,
+        `</s>` included.
+        """
+        self._require_tokenizer("score")
+        if isinstance(texts, str):
+            raise ValueError(f"`texts` must be a list of strings, received the string {texts!r}.")
+        results = []
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start : start + batch_size])
+            outputs = self.score_strings(tf.constant(chunk))
+            for text, ids, log_probs, length in zip(
+                chunk, outputs["token_ids"].numpy(), outputs["log_probs"].numpy(), outputs["lengths"].numpy()
+            ):
+                ids = ids[1 : length + 1].tolist()
+                log_probs = log_probs[:length].astype(float).tolist()
+                results.append(TokenScores(
+                    text=text,
+                    tokens=[self.tokenizer.id_to_token(i) for i in ids],
+                    token_ids=ids,
+                    log_probs=log_probs,
+                    surprisals=[-lp / math.log(2) for lp in log_probs],
+                ))
+        return results
+
+    # Generation --------------------------------------------------------------
+
+    def generate(self, prompts, max_length=30, sampler="top_p", temperature=1.0, k=40, p=0.9, seed=None):
+        """Continues each prompt, one token at a time, until `</s>` or `max_length` new tokens.
+
+        Args:
+            prompts: list of strings (may be "" to sample from scratch).
+            max_length: int, new tokens at most.
+            sampler: "greedy", "top_k" or "top_p" (nucleus, Holtzman et al.
+                2020); the KerasHub samplers do the picking.
+            temperature: float, divides the logits before sampling.
+            k: int, candidates kept by "top_k".
+            p: float, probability mass kept by "top_p".
+            seed: int, makes sampling repeatable.
+
+        Returns:
+            The prompts with their continuations, detokenized.
+        """
+        self._require_tokenizer("generate")
+        if max_length <= 0:
+            raise ValueError(f"`max_length` must be positive, received {max_length!r}.")
+        if temperature <= 0:
+            raise ValueError(f"`temperature` must be positive, received {temperature!r}.")
+        samplers = {
+            "greedy": lambda: keras_hub.samplers.GreedySampler(),
+            "top_k": lambda: keras_hub.samplers.TopKSampler(k=min(k, self.backbone.vocabulary_size), seed=seed, temperature=temperature),
+            "top_p": lambda: keras_hub.samplers.TopPSampler(p=p, seed=seed, temperature=temperature),
+        }
+        if sampler not in samplers:
+            raise ValueError(f"`sampler` must be one of {sorted(samplers)}, received {sampler!r}.")
+        prompt_ids = self.tokenizer.tokenize(tf.constant(list(prompts)))  # ragged (batch, None)
+        prompt_ids = tf.concat([tf.fill([prompt_ids.nrows(), 1], BOS_ID), tf.cast(prompt_ids, "int32")], 1)
+        lengths = prompt_ids.row_lengths().numpy()
+        total = int(lengths.max()) + max_length
+        padded = prompt_ids.to_tensor(PAD_ID, shape=[len(prompts), total])  # (batch, total)
+        mask = tf.sequence_mask(lengths, total)  # True on prompt tokens, kept as they are
+        output = self._generate(padded, mask, samplers[sampler]())
+        texts = []
+        for ids, length in zip(output.numpy(), lengths):
+            new = ids[length:].tolist()
+            new = new[: new.index(EOS_ID)] if EOS_ID in new else new
+            texts.append(ids[1:length].tolist() + new)
+        ids = tf.ragged.constant(texts, dtype="int32", ragged_rank=1)  # (batch, None)
+        return [t.decode("utf-8") for t in self.tokenizer.detokenize(ids).numpy()]
+
+    def _generate(self, prompt, mask, sampler):
+        batch_size = tf.shape(prompt)[0]
+        per = self.backbone.states_per_layer
+        initial = tuple(s for layer in self.backbone.initial_state(batch_size) for s in layer)
+
+        def next_token(prompt, cache, index):  # one step: token index-1 -> logits for index
+            tokens = prompt[:, index - 1 : index]  # (batch, 1)
+            states = [list(cache[i : i + per]) for i in range(0, len(cache), per)]
+            logits, states = self(tokens, initial_state=states, return_state=True, training=False)
+            return logits[:, 0, :], None, tuple(s for layer in states for s in layer)
+
+        return sampler(next_token, prompt, cache=initial, index=1, mask=mask, stop_token_ids=[EOS_ID])
+
+    # Serialization -----------------------------------------------------------
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "tokenizer": keras.saving.serialize_keras_object(self.tokenizer),
+                "tie_weights": self.tie_weights,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        if config.get("tokenizer") is not None:
+            config["tokenizer"] = keras.saving.deserialize_keras_object(config["tokenizer"])
+        return cls(**config)
+
+
+def _vocabulary_size(tokenizer):
+    """The tokenizer's size, or None while it has no vocabulary (during loading)."""
+    try:
+        return None if tokenizer is None else tokenizer.vocabulary_size()
+    except ValueError:
+        return None
+
+
+class _ResetCarriedState(keras.callbacks.Callback):
+    """Zeroes a LanguageModel's carried state at the start of each epoch."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.reset_carried_state()

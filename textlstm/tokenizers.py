@@ -1,0 +1,287 @@
+"""Tokenizers as Keras layers: SentencePiece (unigram, BPE) and word level.
+
+Both subclass `keras_hub.tokenizers.Tokenizer`, so they run eagerly, inside
+`tf.data` and inside an exported graph, are saved with the model that holds
+them (their vocabulary goes to the `.keras` file's assets), and share one id
+convention that every model in textlstm relies on:
+
+    id 0 <pad>   right padding; the backbone masks it
+    id 1 <unk>   anything out of vocabulary
+    id 2 <s>     beginning of a sentence
+    id 3 </s>    end of a sentence (the LM predicts it)
+
+Example:
+>>> from textlstm.tokenizers import WordTokenizer
+>>> tokenizer = WordTokenizer.from_texts(["the cat sat", "the dog sat"])
+>>> tokenizer.tokenize(["the cat ran"]).to_list()
+[[5, 6, 1]]
+>>> tokenizer.detokenize([[5, 6, 1]]).numpy().tolist()
+[b'the cat <unk>']
+"""
+
+import collections
+import io
+import json
+import logging
+import os
+
+import keras
+import keras_hub
+import sentencepiece as spm
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
+SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+VOCABULARY_FILENAME = "vocabulary.txt"
+
+
+@keras.saving.register_keras_serializable(package="textlstm")
+class SentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
+    """A SentencePiece tokenizer with textlstm's fixed special ids.
+
+    Args:
+        proto: bytes of a serialized SentencePiece model, or a path to one.
+            Its pad/unk/bos/eos ids must be 0/1/2/3 (what
+            `train_sentencepiece` produces).
+
+    Example:
+    >>> tokenizer = train_sentencepiece(["a b c", "a b"] * 50, vocabulary_size=12)
+    >>> tokenizer.detokenize(tokenizer.tokenize(["a b"])).numpy().tolist()
+    [b'a b']
+    """
+
+    def __init__(self, proto=None, **kwargs):
+        super().__init__(proto=proto, **kwargs)
+        if self.proto is not None:
+            self._check_special_ids()
+
+    def set_proto(self, proto):
+        super().set_proto(proto)
+        if self.proto is not None:
+            self._check_special_ids()
+
+    def _check_special_ids(self):
+        for expected_id, token in enumerate(SPECIAL_TOKENS):
+            found = self.id_to_token(expected_id)
+            if found != token:
+                raise ValueError(
+                    f"`proto`: SentencePiece model has {found!r} at id {expected_id}, "
+                    f"textlstm needs {token!r}. Train it with textlstm.tokenizers.train_sentencepiece."
+                )
+
+    pad_id, unk_id, bos_id, eos_id = PAD_ID, UNK_ID, BOS_ID, EOS_ID
+
+
+def train_sentencepiece(
+    texts=None,
+    files=None,
+    vocabulary_size=8000,
+    model_type="unigram",
+    character_coverage=1.0,
+    max_sentences=0,
+):
+    """Trains a SentencePiece model and returns it as a tokenizer layer.
+
+    Args:
+        texts: an iterable of strings to train on.
+        files: UTF-8 text files to train on (instead of, or besides, `texts`).
+        vocabulary_size: int, total number of pieces, special tokens included.
+        model_type: "unigram" (Kudo 2018) or "bpe" (Sennrich et al. 2016).
+        character_coverage: float, share of characters covered; 1.0 suits
+            small alphabets such as English.
+        max_sentences: int, sample at most this many sentences; 0 = all.
+
+    Returns:
+        A `SentencePieceTokenizer` with pad/unk/bos/eos at ids 0/1/2/3.
+    """
+    if model_type not in ("unigram", "bpe"):
+        raise ValueError(f"`model_type` must be 'unigram' or 'bpe', received {model_type!r}.")
+    if vocabulary_size <= len(SPECIAL_TOKENS):
+        raise ValueError(f"`vocabulary_size` must exceed 4, received {vocabulary_size!r}.")
+    if texts is None and not files:
+        raise ValueError("train_sentencepiece needs `texts` or `files`; received neither.")
+    for path in files or []:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"tokenizer training file not found: {path}")
+    model = io.BytesIO()
+    options = dict(
+        model_writer=model,
+        vocab_size=vocabulary_size,
+        model_type=model_type,
+        character_coverage=character_coverage,
+        pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+        pad_piece=PAD, unk_piece=UNK, bos_piece=BOS, eos_piece=EOS,
+        input_sentence_size=max_sentences,
+        shuffle_input_sentence=True,
+        hard_vocab_limit=False,
+        minloglevel=2,
+    )
+    if files:
+        options["input"] = ",".join(files)
+    else:
+        options["sentence_iterator"] = iter(t for t in texts if t.strip())
+    logger.info("training a %s SentencePiece model of %d pieces", model_type, vocabulary_size)
+    spm.SentencePieceTrainer.train(**options)
+    return SentencePieceTokenizer(proto=model.getvalue())
+
+
+@keras.saving.register_keras_serializable(package="textlstm")
+class WordTokenizer(keras_hub.tokenizers.Tokenizer):
+    """Whitespace word tokenizer over a fixed vocabulary, for corpora like PTB.
+
+    Runs in-graph: `tf.strings.split` then a Keras `StringLookup`; unknown
+    words map to `<unk>` (id 1), so a corpus's own `<unk>` stays `<unk>`.
+
+    Args:
+        vocabulary: list of tokens, or a path to a file with one token a
+            line; the first four must be `<pad>`, `<unk>`, `<s>`, `</s>`.
+        lowercase: bool, lowercase text before lookup.
+
+    Example:
+    >>> tokenizer = WordTokenizer(["<pad>", "<unk>", "<s>", "</s>", "hello"])
+    >>> tokenizer.tokenize(["hello world"]).to_list()
+    [[4, 1]]
+    """
+
+    pad_id, unk_id, bos_id, eos_id = PAD_ID, UNK_ID, BOS_ID, EOS_ID
+
+    def __init__(self, vocabulary=None, lowercase=False, **kwargs):
+        super().__init__(**kwargs)
+        self.file_assets = [VOCABULARY_FILENAME]
+        self.lowercase = lowercase
+        self.set_vocabulary(vocabulary)
+
+    @classmethod
+    def from_texts(cls, texts, vocabulary_size=0, min_count=1, lowercase=False):
+        """Builds the vocabulary from token counts over `texts`.
+
+        Args:
+            texts: iterable of whitespace-tokenized strings.
+            vocabulary_size: int, maximum size including the four special
+                tokens; 0 keeps every word seen at least `min_count` times.
+            min_count: int, words seen fewer times map to `<unk>`.
+
+        Words are ordered by decreasing count (ties alphabetically), which
+        the log-uniform sampler of sampled softmax assumes.
+        """
+        if vocabulary_size and vocabulary_size <= len(SPECIAL_TOKENS):
+            raise ValueError(f"`vocabulary_size` must exceed 4 or be 0, received {vocabulary_size!r}.")
+        if min_count < 1:
+            raise ValueError(f"`min_count` must be at least 1, received {min_count!r}.")
+        counts = collections.Counter()
+        for text in texts:
+            counts.update(text.lower().split() if lowercase else text.split())
+        for token in SPECIAL_TOKENS:
+            counts.pop(token, None)
+        words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+        if vocabulary_size:
+            words = words[: vocabulary_size - len(SPECIAL_TOKENS)]
+        return cls(list(SPECIAL_TOKENS) + words, lowercase=lowercase)
+
+    def set_vocabulary(self, vocabulary):
+        if vocabulary is None:
+            self.vocabulary = None
+            self._lookup = None
+            return
+        if isinstance(vocabulary, str):
+            with open(vocabulary, encoding="utf-8") as f:
+                vocabulary = [line.rstrip("\n") for line in f]
+        vocabulary = list(vocabulary)
+        if tuple(vocabulary[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+            raise ValueError(
+                f"`vocabulary` must start with {SPECIAL_TOKENS}, received {tuple(vocabulary[:4])}."
+            )
+        if len(set(vocabulary)) != len(vocabulary):
+            repeated = [t for t, c in collections.Counter(vocabulary).items() if c > 1][:5]
+            raise ValueError(f"`vocabulary` has repeated tokens: {repeated}.")
+        self.vocabulary = vocabulary
+        self._lookup = keras.layers.StringLookup(
+            vocabulary=vocabulary[2:], mask_token=PAD, oov_token=UNK, num_oov_indices=1,
+        )
+        self._vocabulary_tensor = tf.constant(vocabulary)
+
+    def _check_vocabulary(self):
+        if self.vocabulary is None:
+            raise ValueError("WordTokenizer has no vocabulary; pass `vocabulary` or use from_texts().")
+
+    def get_vocabulary(self):
+        self._check_vocabulary()
+        return list(self.vocabulary)
+
+    def vocabulary_size(self):
+        self._check_vocabulary()
+        return len(self.vocabulary)
+
+    def id_to_token(self, id):
+        self._check_vocabulary()
+        if not 0 <= id < len(self.vocabulary):
+            raise ValueError(f"`id` must be in [0, {len(self.vocabulary) - 1}], received {id!r}.")
+        return self.vocabulary[id]
+
+    def token_to_id(self, token):
+        self._check_vocabulary()
+        if not hasattr(self, "_token_to_id"):
+            self._token_to_id = {t: i for i, t in enumerate(self.vocabulary)}
+        return self._token_to_id.get(token, UNK_ID)
+
+    def tokenize(self, inputs):
+        """Strings `(batch,)` -> ragged int32 ids `(batch, None)`; a scalar gives `(None,)`."""
+        self._check_vocabulary()
+        inputs = tf.convert_to_tensor(inputs, dtype=tf.string)
+        if self.lowercase:
+            inputs = tf.strings.lower(inputs)
+        words = tf.strings.split(inputs)  # (batch, None) ragged, or (None,) for a scalar
+        return tf.cast(self._lookup(words), "int32")
+
+    def detokenize(self, inputs):
+        """Ids `(batch, None)` (ragged or padded with 0) -> strings `(batch,)`."""
+        self._check_vocabulary()
+        ids = inputs if isinstance(inputs, tf.RaggedTensor) else tf.convert_to_tensor(inputs)
+        if isinstance(ids, tf.Tensor) and ids.shape.rank == 2:
+            ids = tf.RaggedTensor.from_tensor(ids, padding=PAD_ID)
+        tokens = tf.gather(self._vocabulary_tensor, tf.cast(ids, "int32"))
+        return tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+
+    def save_assets(self, dir_path):
+        with open(os.path.join(dir_path, VOCABULARY_FILENAME), "w", encoding="utf-8") as f:
+            f.write("\n".join(self.vocabulary) + "\n")
+
+    def load_assets(self, dir_path):
+        self.set_vocabulary(os.path.join(dir_path, VOCABULARY_FILENAME))
+
+    def get_config(self):
+        config = super().get_config()
+        # The vocabulary is saved as an asset file, not in the JSON config.
+        config.update({"vocabulary": None, "lowercase": self.lowercase})
+        return config
+
+
+def train_tokenizer(kind, texts, vocabulary_size, min_count=1):
+    """Trains the tokenizer a run config names: "word", "unigram" or "bpe"."""
+    if kind == "word":
+        return WordTokenizer.from_texts(texts, vocabulary_size=vocabulary_size, min_count=min_count)
+    if kind in ("unigram", "bpe"):
+        return train_sentencepiece(texts=texts, vocabulary_size=vocabulary_size, model_type=kind)
+    raise ValueError(f"`kind` must be 'word', 'unigram' or 'bpe', received {kind!r}.")
+
+
+def save_tokenizer(tokenizer, directory):
+    """Writes `config.json` and the vocabulary asset of `tokenizer` into `directory`."""
+    os.makedirs(directory, exist_ok=True)
+    tokenizer.save_assets(directory)
+    with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(keras.saving.serialize_keras_object(tokenizer), f, indent=2)
+
+
+def load_tokenizer(directory):
+    """Reloads a tokenizer written by `save_tokenizer`."""
+    path = os.path.join(directory, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no tokenizer in {directory} (missing {path}).")
+    with open(path, encoding="utf-8") as f:
+        tokenizer = keras.saving.deserialize_keras_object(json.load(f))
+    tokenizer.load_assets(directory)
+    return tokenizer
