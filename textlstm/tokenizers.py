@@ -49,8 +49,8 @@ class SentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
 
     Example:
     >>> tokenizer = train_sentencepiece(["a b c", "a b"] * 50, vocabulary_size=12)
-    >>> tokenizer.detokenize(tokenizer.tokenize(["a b"])).numpy().tolist()
-    [b'a b']
+    >>> tokenizer.detokenize(tokenizer.tokenize(["a b"]))
+    ['a b']
     """
 
     def __init__(self, proto=None, **kwargs):

@@ -37,7 +37,11 @@ def make_optimizer(name, learning_rate, clipnorm):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training after the epoch during which `minutes` ran out."""
+    """Stops training before an epoch that would not end within `minutes`.
+
+    After each epoch it compares the time left with the longest epoch so
+    far, so a run never starts an epoch it cannot finish in the budget.
+    """
 
     def __init__(self, minutes):
         super().__init__()
@@ -45,11 +49,16 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.start = time.monotonic()
+        self.last = self.start
+        self.longest = 0.0
 
     def on_epoch_end(self, epoch, logs=None):
-        elapsed = (time.monotonic() - self.start) / 60
-        if elapsed >= self.minutes:
-            logger.info("time budget of %.1f min reached after epoch %d", self.minutes, epoch + 1)
+        now = time.monotonic()
+        self.longest = max(self.longest, now - self.last)
+        self.last = now
+        if now - self.start + self.longest > self.minutes * 60:
+            logger.info("time budget: %.1f of %.1f min used, another epoch would not fit; stopping after epoch %d",
+                        (now - self.start) / 60, self.minutes, epoch + 1)
             self.model.stop_training = True
 
 

@@ -161,6 +161,11 @@ class LanguageModel(keras.Model):
                 f"`sampled_softmax` must be in [0, vocabulary_size={self.backbone.vocabulary_size}), "
                 f"received {sampled_softmax!r}."
             )
+        if sampled_softmax and kwargs.get("jit_compile") is True:
+            raise ValueError(
+                f"`jit_compile=True` cannot compile `sampled_softmax={sampled_softmax}`: XLA has no "
+                f"kernel for TF's candidate sampler. Use sampled_softmax=0 or jit_compile=False."
+            )
         if "loss" in kwargs:
             raise ValueError(f"`loss`: LanguageModel computes its own loss, received {kwargs['loss']!r}.")
         super().compile(optimizer=optimizer, **kwargs)

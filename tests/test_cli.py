@@ -1,0 +1,61 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from textlstm.cli import build_parser, main
+
+SUBCOMMANDS = [["quickstart"], ["tokenizer", "train"], ["train", "lm"], ["evaluate", "lm"], ["generate"],
+               ["score"], ["export", "lm"]]
+
+
+@pytest.mark.parametrize("words", SUBCOMMANDS)
+def test_every_subcommand_has_help(words, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(words + ["--help"])
+    assert exit_info.value.code == 0
+    assert "usage: textlstm " + " ".join(words) in capsys.readouterr().out
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run([sys.executable, "-m", "textlstm", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "quickstart" in result.stdout
+
+
+def test_config_error_exits_2_and_names_the_key(capsys):
+    assert main(["train", "lm", "nhid=200"]) == 2
+    assert "unknown key `nhid`" in capsys.readouterr().err
+
+
+def test_finished_run_is_not_overwritten(trained_run, capsys):
+    before = (trained_run / "model.keras").read_bytes()
+    assert main(["train", "lm", f"run_dir={trained_run}"]) == 2
+    assert "holds a finished run" in capsys.readouterr().err
+    assert (trained_run / "model.keras").read_bytes() == before
+
+
+def test_tokenizer_train(tmp_path, ptb_dir, capsys):
+    output = tmp_path / "spm"
+    assert main(["tokenizer", "train", "--input", str(ptb_dir / "ptb.valid.txt"), "--kind", "bpe",
+                 "--vocabulary-size", "400", "--output", str(output)]) == 0
+    assert "400 tokens" in capsys.readouterr().out
+    assert (output / "config.json").exists() and (output / "vocabulary.spm").exists()
+
+
+def test_score_generate_evaluate_export(trained_run, ptb_dir, tmp_path, capsys):
+    assert main(["score", "--run-dir", str(trained_run), "--format", "jsonl", "the company said", "n't"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[0]["tokens"] == ["the", "company", "said", "</s>"]
+    assert rows[0]["total_log_prob"] == pytest.approx(sum(rows[0]["log_probs"]))
+
+    assert main(["generate", "--run-dir", str(trained_run), "--prompt", "the company", "--max-length", "5",
+                 "--sampler", "greedy"]) == 0
+    assert capsys.readouterr().out.startswith("the company")
+
+    assert main(["evaluate", "lm", "--run-dir", str(trained_run), "--file", str(ptb_dir / "ptb.valid.txt")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["tokens"] > 70000 and 10 < result["perplexity"] < 2000
+
+    assert main(["export", "lm", "--run-dir", str(trained_run), "--name", "ptb", "--base-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "ptb" / "1" / "saved_model.pb").exists()

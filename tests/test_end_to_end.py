@@ -1,0 +1,44 @@
+"""Train on a slice of PTB from the command line and check the model learned something real."""
+
+import json
+import math
+import os
+from collections import Counter
+
+import numpy as np
+
+from textlstm.data import encode_lines, read_lines
+from textlstm.language_modeling import load_language_model
+from textlstm.tokenizers import load_tokenizer
+
+
+def unigram_perplexity(train_ids, eval_ids, vocabulary_size):
+    """Add-one unigram model of the training slice, evaluated on the validation slice."""
+    counts = Counter(np.concatenate(train_ids).tolist())
+    total = sum(counts.values()) + vocabulary_size
+    eval_stream = np.concatenate(eval_ids).tolist()
+    return math.exp(-sum(math.log((counts[i] + 1) / total) for i in eval_stream) / len(eval_stream))
+
+
+def test_trained_lm_beats_the_unigram_model_of_its_slice(trained_run, ptb_dir):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    tokenizer = load_tokenizer(str(trained_run / "tokenizer"))
+    train_ids = encode_lines(tokenizer, read_lines(str(ptb_dir / "ptb.train.txt"), max_lines=3000))
+    valid_ids = encode_lines(tokenizer, read_lines(str(ptb_dir / "ptb.valid.txt"), max_lines=400))
+    unigram = unigram_perplexity(train_ids, valid_ids, tokenizer.vocabulary_size())
+    assert metrics["valid_perplexity"] < 0.8 * unigram, (metrics["valid_perplexity"], unigram)
+    assert metrics["test_perplexity"] < unigram
+    # Nearly every validation token is scored (stream trimmed to a multiple of eval_batch_size).
+    assert sum(len(ids) for ids in valid_ids) - metrics["valid_tokens"] < 11
+
+
+def test_run_directory_is_complete_and_reloadable(trained_run):
+    for name in ("config.json", "model.keras", "metrics.json", "history.csv", "curves.png", "samples.txt",
+                 "tokenizer/config.json", "tokenizer/vocabulary.txt", "checkpoints/best.weights.h5"):
+        assert (trained_run / name).exists(), name
+    assert any(name.startswith("events") for _, _, files in os.walk(trained_run / "logs") for name in files)
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["hidden_dim"] == 64 and config["max_train_lines"] == 3000
+    lm = load_language_model(str(trained_run))
+    assert lm.backbone.hidden_dim == 64 and lm.tokenizer.vocabulary_size() == lm.backbone.vocabulary_size
+    assert len((trained_run / "samples.txt").read_text().splitlines()) == 2

@@ -1,0 +1,71 @@
+import logging
+
+import keras
+import numpy as np
+import pytest
+from keras.src.backend.tensorflow.rnn import cudnn_ok
+
+from textlstm.models import LSTMBackbone
+
+
+def small(**kwargs):
+    args = dict(vocabulary_size=30, embedding_dim=8, hidden_dim=12, num_layers=2)
+    args.update(kwargs)
+    return LSTMBackbone(**args)
+
+
+def test_shapes_and_states():
+    backbone = small()
+    sequence, states = backbone(np.ones((3, 5), "int32"), return_state=True)
+    assert tuple(sequence.shape) == (3, 5, 12)
+    assert len(states) == 2 and all(len(s) == 2 for s in states)  # (h, c) per layer
+    gru = small(cell_type="gru", bidirectional=True)
+    sequence, states = gru(np.ones((3, 5), "int32"), return_state=True)
+    assert tuple(sequence.shape) == (3, 5, 24) and all(len(s) == 2 for s in states)  # h forward, h backward
+
+
+@pytest.mark.parametrize("cell_type", ["lstm", "gru"])
+def test_defaults_are_cudnn_eligible(cell_type):
+    backbone = small(cell_type=cell_type)
+    assert backbone.cudnn_eligible
+    for layer in backbone.recurrent_layers:
+        assert layer.recurrent_dropout == 0 and not layer.unroll and layer.use_bias
+        assert cudnn_ok(layer.cell.activation, layer.cell.recurrent_activation, layer.unroll, layer.use_bias)
+    assert not any(isinstance(layer, keras.layers.Lambda) for layer in backbone._flatten_layers())
+
+
+def test_ineligible_setting_needs_explicit_opt_in(caplog):
+    with pytest.raises(ValueError, match=r"`recurrent_dropout=0.2` is not cuDNN-eligible"):
+        small(recurrent_dropout=0.2)
+    with caplog.at_level(logging.WARNING):
+        backbone = small(activation="relu", require_cudnn=False)
+    assert not backbone.cudnn_eligible
+    assert "cuDNN-ineligible" in caplog.text and "relu" in caplog.text
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"hidden_dim": 0}, r"`hidden_dim` must be a positive int, received 0"),
+    ({"cell_type": "rnn"}, r"`cell_type` must be 'lstm' or 'gru', received 'rnn'"),
+    ({"dropout": 1.0}, r"`dropout` must be in \[0, 1\), received 1.0"),
+])
+def test_invalid_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        small(**kwargs)
+
+
+def test_right_padding_is_masked():
+    backbone = small()
+    ids = np.array([[5, 6, 7, 0, 0]], "int32")
+    padded, padded_states = backbone(ids, return_state=True)
+    unpadded, states = backbone(ids[:, :3], return_state=True)
+    np.testing.assert_allclose(padded[:, :3], unpadded, atol=1e-6)
+    np.testing.assert_allclose(padded_states[-1][0], states[-1][0], atol=1e-6)  # state stops at the last real token
+
+
+def test_get_config_round_trip():
+    backbone = small(dropout=0.3, cell_type="gru")
+    config = backbone.get_config()
+    restored = LSTMBackbone.from_config(config)
+    assert restored.get_config() == config
+    for key in ("vocabulary_size", "embedding_dim", "hidden_dim", "num_layers", "cell_type", "dropout"):
+        assert config[key] == getattr(backbone, key)

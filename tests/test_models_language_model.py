@@ -1,0 +1,109 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from textlstm.data import stream_windows
+from textlstm.models import LanguageModel, LSTMBackbone
+from textlstm.tokenizers import BOS_ID, EOS_ID
+
+
+def test_score_matches_log_softmax_of_logits(tiny_lm):
+    scores = tiny_lm.score(["the company said", "n't"])
+    first = scores[0]
+    assert first.tokens == ["the", "company", "said", "</s>"]
+    ids = np.array([[BOS_ID] + first.token_ids])
+    log_probs = tf.nn.log_softmax(tiny_lm(ids[:, :-1])).numpy()[0]
+    expected = [log_probs[t, i] for t, i in enumerate(first.token_ids)]
+    np.testing.assert_allclose(first.log_probs, expected, rtol=1e-5)
+    np.testing.assert_allclose(first.surprisals, [-lp / math.log(2) for lp in expected], rtol=1e-5)
+    assert len(scores[1].log_probs) == 2  # padding of the shorter text is not scored
+    with pytest.raises(ValueError, match="list of strings"):
+        tiny_lm.score("one string")
+
+
+def test_save_load_gives_identical_outputs(tmp_path, tiny_lm):
+    path = tmp_path / "lm.keras"
+    tiny_lm.save(path)
+    restored = keras.saving.load_model(path, safe_mode=True)
+    ids = np.array([[2, 10, 11, 12, 0]], "int32")
+    np.testing.assert_array_equal(restored(ids), tiny_lm(ids))
+    texts = ["the company said it would", "mr. <unk> is chairman"]
+    assert [s.log_probs for s in restored.score(texts)] == [s.log_probs for s in tiny_lm.score(texts)]
+    assert restored.get_config()["backbone"] == tiny_lm.get_config()["backbone"]
+
+
+def test_tied_weights_share_the_embedding(word_tokenizer):
+    def build(tie):
+        backbone = LSTMBackbone(word_tokenizer.vocabulary_size(), embedding_dim=16, hidden_dim=16, num_layers=1)
+        return LanguageModel(backbone, tie_weights=tie)
+
+    tied, untied = build(True), build(False)
+    assert untied.count_params() - tied.count_params() == word_tokenizer.vocabulary_size() * 16
+    assert tied.output_embedding is tied.backbone.token_embedding.embeddings
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(bidirectional=True), "bidirectional"),
+    (dict(embedding_dim=8), r"embedding_dim=8, hidden_dim=16"),
+])
+def test_invalid_backbones_are_rejected(kwargs, message):
+    args = dict(vocabulary_size=20, embedding_dim=16, hidden_dim=16, num_layers=1)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        LanguageModel(LSTMBackbone(**args))
+
+
+def test_carried_state_equals_one_long_sequence():
+    """Evaluating BPTT windows with the carried state = running each stream in one piece."""
+    keras.utils.set_random_seed(1)
+    lm = LanguageModel(LSTMBackbone(40, embedding_dim=8, hidden_dim=8, num_layers=2))
+    stream = np.random.RandomState(0).randint(4, 40, size=2 * 31)
+    windows = stream_windows(stream, batch_size=2, sequence_length=6, keep_last=True)
+    lm.compile(carry_state=True)
+    carried = lm.evaluate(windows, return_dict=True, verbose=0)["loss"]
+    rows = stream.reshape(2, 31)
+    whole = keras.losses.sparse_categorical_crossentropy(rows[:, 1:], lm(rows[:, :-1]), from_logits=True)
+    np.testing.assert_allclose(carried, float(np.mean(whole)), rtol=1e-5)
+    lm.compile(carry_state=False)
+    fresh = lm.evaluate(windows, return_dict=True, verbose=0)["loss"]
+    assert abs(fresh - carried) > 1e-4  # without carrying, each window starts from zeros
+
+
+def test_sampled_softmax_training_lowers_full_loss():
+    keras.utils.set_random_seed(2)
+    lm = LanguageModel(LSTMBackbone(50, embedding_dim=16, hidden_dim=16, num_layers=1))
+    pattern = np.tile(np.arange(4, 14), 40)  # a deterministic cycle: perfectly predictable
+    windows = stream_windows(pattern, batch_size=4, sequence_length=10)
+    lm.compile(keras.optimizers.Adam(0.02), carry_state=True, sampled_softmax=10)
+    before = lm.evaluate(windows, return_dict=True, verbose=0)["perplexity"]
+    lm.fit(windows, epochs=5, verbose=0)
+    after = lm.evaluate(windows, return_dict=True, verbose=0)["perplexity"]
+    assert before > 40 and after < 3
+    with pytest.raises(ValueError, match=r"`sampled_softmax` must be in \[0, vocabulary_size=50\), received 50"):
+        lm.compile(sampled_softmax=50)
+
+
+def test_generate_samplers(tiny_lm):
+    greedy = tiny_lm.generate(["the company", "mr."], max_length=5, sampler="greedy")
+    assert greedy == tiny_lm.generate(["the company", "mr."], max_length=5, sampler="greedy")
+    assert greedy[0].startswith("the company") and greedy[1].startswith("mr.")
+    assert all(len(text.split()) <= len(prompt.split()) + 5 for text, prompt in zip(greedy, ["the company", "mr."]))
+    sampled = tiny_lm.generate(["the"] * 4, max_length=8, sampler="top_k", k=50, seed=3, temperature=2.0)
+    assert sampled == tiny_lm.generate(["the"] * 4, max_length=8, sampler="top_k", k=50, seed=3, temperature=2.0)
+    assert len(set(sampled)) > 1  # high temperature, distinct rows
+    assert len(tiny_lm.generate([""], max_length=4, sampler="top_p", p=0.5, seed=0)) == 1
+    with pytest.raises(ValueError, match="`sampler` must be one of"):
+        tiny_lm.generate(["the"], sampler="beam")
+    with pytest.raises(ValueError, match="`temperature` must be positive, received 0"):
+        tiny_lm.generate(["the"], temperature=0)
+
+
+def test_generation_stops_at_eos(word_tokenizer):
+    keras.utils.set_random_seed(4)
+    lm = LanguageModel(LSTMBackbone(word_tokenizer.vocabulary_size(), embedding_dim=8, hidden_dim=8, num_layers=1),
+                       tokenizer=word_tokenizer)
+    lm.output_bias.assign(np.where(np.arange(lm.backbone.vocabulary_size) == EOS_ID, 50.0, 0.0))
+    assert lm.generate(["the company"], max_length=10, sampler="greedy") == ["the company"]

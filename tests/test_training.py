@@ -1,0 +1,62 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from textlstm import training
+
+
+def test_epoch_decay_schedule():
+    schedule = training.epoch_decay(1.0, 0.5, start_epoch=3)  # 1-based start, Keras epochs are 0-based
+    assert [schedule(e) for e in range(5)] == [1.0, 1.0, 0.5, 0.25, 0.125]
+
+
+def test_resolve_jit_compile_on_cpu():
+    assert training.resolve_jit_compile("true") is True
+    assert training.resolve_jit_compile("false") is False
+    assert training.resolve_jit_compile("auto") is False  # no GPU here: XLA measured slower on CPU
+
+
+def test_optimizer_clips_by_default():
+    optimizer = training.make_optimizer("adam", 1e-3, clipnorm=1.0)
+    assert optimizer.global_clipnorm == 1.0
+    with pytest.raises(ValueError, match="received 'adagrad'"):
+        training.make_optimizer("adagrad", 1e-3, 1.0)
+
+
+def _tiny_model():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    return model
+
+
+def test_time_budget_stops_training():
+    x, y = np.zeros((8, 4)), np.zeros((8, 1))
+    history = _tiny_model().fit(x, y, epochs=50, verbose=0, callbacks=[training.TimeBudget(minutes=0.0001)])
+    assert len(history.history["loss"]) == 1
+
+
+class _Crash(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("simulated crash")
+
+
+def test_standard_callbacks_resume_after_a_crash(tmp_path):
+    run_dir = str(tmp_path)
+    x, y = np.random.RandomState(0).rand(16, 4), np.zeros((16, 1))
+
+    def callbacks():
+        return training.standard_callbacks(run_dir, learning_rate=0.01, early_stopping_patience=0)
+
+    model = _tiny_model()
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        model.fit(x, y, validation_data=(x, y), epochs=4, verbose=0, callbacks=callbacks() + [_Crash()])
+    resumed = _tiny_model().fit(x, y, validation_data=(x, y), epochs=4, verbose=0, callbacks=callbacks())
+    assert len(resumed.history["loss"]) == 2  # epochs 3 and 4 only: 1 and 2 came from the backup
+    history = training.read_history(run_dir)
+    assert [row["epoch"] for row in history] == [0, 1, 2, 3]
+    assert all("train_seconds" in row for row in history)
+    assert os.path.exists(os.path.join(run_dir, "checkpoints", "best.weights.h5"))
+    assert os.listdir(os.path.join(run_dir, "logs"))
