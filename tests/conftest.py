@@ -13,6 +13,13 @@ DATA = ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
+def shared_data():
+    if not DATA.exists():
+        pytest.fail(f"{DATA} is missing: the tests read the shared corpora from ../shared/data.")
+    return DATA
+
+
+@pytest.fixture(scope="session")
 def ptb_dir():
     path = DATA / "ptb"
     if not path.exists():
@@ -62,6 +69,6 @@ def trained_run(tmp_path_factory, ptb_dir):
 
 E2E_OVERRIDES = [
     "max_train_lines=3000", "max_eval_lines=400", "embedding_dim=64", "hidden_dim=64", "num_layers=1",
-    "batch_size=16", "sequence_length=20", "sampled_softmax=0", "learning_rate=0.005", "dropout=0",
+    "batch_size=16", "sequence_length=20", "sampled_softmax=0", "dropout=0",
     "epochs=3", "lr_decay_start_epoch=3", "time_budget_minutes=0", "num_samples=2", "verbose=0",
 ]

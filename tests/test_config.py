@@ -1,4 +1,5 @@
 import json
+import pathlib
 
 import pytest
 
@@ -58,5 +59,11 @@ def test_override_without_equals_is_rejected():
 
 
 def test_shipped_configs_load():
+    configs = pathlib.Path(__file__).resolve().parents[1] / "configs"
     for name in ("ptb_small", "ptb_medium", "ptb_quickstart"):
-        load_config(LanguageModelConfig, f"configs/{name}.json")
+        load_config(LanguageModelConfig, str(configs / f"{name}.json"))
+
+
+def test_tie_weights_needs_equal_sizes():
+    with pytest.raises(ValueError, match=r"`tie_weights=true` needs .*embedding_dim=200, hidden_dim=64"):
+        config_from_dict(LanguageModelConfig, {"hidden_dim": 64})

@@ -17,11 +17,9 @@ def test_undecodable_bytes_name_file_line_and_column(tmp_path):
         read_lines(str(path))
 
 
-def test_real_latin1_corpus_needs_its_encoding():
+def test_real_latin1_corpus_needs_its_encoding(shared_data):
     # MR polarity is Latin-1 (see its PROVENANCE.txt): UTF-8 fails with a location, latin-1 reads it all.
-    from tests.conftest import DATA
-
-    path = str(DATA / "mr_sentence_polarity" / "rt-polarity.pos")
+    path = str(shared_data / "mr_sentence_polarity" / "rt-polarity.pos")
     with pytest.raises(DataError, match=r"rt-polarity.pos:\d+:"):
         read_lines(path)
     lines = read_lines(path, encoding="latin-1")

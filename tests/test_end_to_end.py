@@ -28,8 +28,9 @@ def test_trained_lm_beats_the_unigram_model_of_its_slice(trained_run, ptb_dir):
     unigram = unigram_perplexity(train_ids, valid_ids, tokenizer.vocabulary_size())
     assert metrics["valid_perplexity"] < 0.8 * unigram, (metrics["valid_perplexity"], unigram)
     assert metrics["test_perplexity"] < unigram
-    # Nearly every validation token is scored (stream trimmed to a multiple of eval_batch_size).
-    assert sum(len(ids) for ids in valid_ids) - metrics["valid_tokens"] < 11
+    # Nearly every validation token is scored: trimming to a multiple of eval_batch_size (20) loses < 20,
+    # and the first token of each of the 20 rows is never a target.
+    assert 20 <= sum(len(ids) for ids in valid_ids) - metrics["valid_tokens"] < 40
 
 
 def test_run_directory_is_complete_and_reloadable(trained_run):

@@ -17,7 +17,7 @@ import tensorflow_text  # registers the SentencePiece op
 loaded = tf.saved_model.load(sys.argv[1])
 outputs = loaded.signatures["serving_default"](texts=tf.constant(json.loads(sys.argv[2])))
 print(json.dumps({k: v.numpy().tolist() for k, v in outputs.items()}))
-assert "textlstm" not in sys.modules and "keras" not in sys.modules
+assert "textlstm" not in sys.modules and "keras_hub" not in sys.modules
 """
 
 

@@ -107,3 +107,25 @@ def test_generation_stops_at_eos(word_tokenizer):
                        tokenizer=word_tokenizer)
     lm.output_bias.assign(np.where(np.arange(lm.backbone.vocabulary_size) == EOS_ID, 50.0, 0.0))
     assert lm.generate(["the company"], max_length=10, sampler="greedy") == ["the company"]
+
+
+def test_sentencepiece_lm_save_load_round_trip(tmp_path, ptb_lines):
+    from textlstm.tokenizers import SentencePieceTokenizer, train_sentencepiece
+
+    tokenizer = train_sentencepiece(ptb_lines, vocabulary_size=300, model_type="bpe")
+    lm = LanguageModel(LSTMBackbone(300, embedding_dim=8, hidden_dim=8, num_layers=1), tokenizer=tokenizer)
+    lm.save(tmp_path / "spm_lm.keras")
+    restored = keras.saving.load_model(tmp_path / "spm_lm.keras", safe_mode=True)
+    assert isinstance(restored.tokenizer, SentencePieceTokenizer)
+    texts = ["the company said", "profits rose sharply"]
+    assert [s.log_probs for s in restored.score(texts)] == [s.log_probs for s in lm.score(texts)]
+    assert restored.generate(["the"], max_length=4, sampler="greedy") == lm.generate(["the"], max_length=4,
+                                                                                       sampler="greedy")
+
+
+def test_xla_is_selectable_with_a_tokenizer_attached(tiny_lm):
+    tiny_lm.compile("sgd", jit_compile=True)
+    assert tiny_lm.jit_compile is True  # the tokenizer's string ops never run in train_step
+    with pytest.raises(ValueError, match=r"`jit_compile=True` cannot compile `sampled_softmax=8`"):
+        tiny_lm.compile("sgd", jit_compile=True, sampled_softmax=8)
+    tiny_lm.compile("sgd", jit_compile=False)

@@ -7,6 +7,7 @@ task models on it, run configs and the training recipes.
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out of the CLI
 
 from textlstm.config import LanguageModelConfig, load_config  # noqa: E402
 from textlstm.language_modeling import (  # noqa: E402

@@ -15,15 +15,18 @@ import logging
 import os
 import sys
 
+from textlstm.config import LanguageModelConfig, load_config
+from textlstm.data import read_lines
+from textlstm.export import export_scorer, next_version_dir
+from textlstm.language_modeling import evaluate_language_model, load_language_model, train_language_model
+from textlstm.tokenizers import save_tokenizer, train_tokenizer
+
 QUICKSTART_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                  "configs", "ptb_quickstart.json")
 
 
-def _train_lm(config_path, overrides):
-    from textlstm.config import LanguageModelConfig, load_config
-    from textlstm.language_modeling import train_language_model
-
-    config = load_config(LanguageModelConfig, config_path, overrides)
+def cmd_train_lm(args):
+    config = load_config(LanguageModelConfig, args.config, args.overrides)
     metrics = train_language_model(config)
     print(f"run directory: {config.run_dir}")
     print(f"validation perplexity: {metrics['valid_perplexity']:.2f} ({metrics['valid_tokens']} tokens)")
@@ -36,18 +39,7 @@ def _train_lm(config_path, overrides):
         print(f"  {sample}")
 
 
-def cmd_quickstart(args):
-    _train_lm(args.config, args.overrides)
-
-
-def cmd_train_lm(args):
-    _train_lm(args.config, args.overrides)
-
-
 def cmd_tokenizer_train(args):
-    from textlstm.data import read_lines
-    from textlstm.tokenizers import save_tokenizer, train_tokenizer
-
     lines = [line for path in args.input for line in read_lines(path, args.encoding)]
     tokenizer = train_tokenizer(args.kind, lines, args.vocabulary_size, args.min_count)
     save_tokenizer(tokenizer, args.output)
@@ -55,17 +47,20 @@ def cmd_tokenizer_train(args):
 
 
 def cmd_evaluate_lm(args):
-    from textlstm.language_modeling import evaluate_language_model, load_language_model
-
+    # Unset options follow the run's own config, so the numbers match its metrics.json.
+    run_config = load_config(LanguageModelConfig, os.path.join(args.run_dir, "config.json"))
     lm = load_language_model(args.run_dir)
-    result = evaluate_language_model(lm, args.file, encoding=args.encoding, mode=args.mode,
-                                     batch_size=args.batch_size, sequence_length=args.sequence_length)
+    result = evaluate_language_model(
+        lm, args.file,
+        encoding=args.encoding or run_config.encoding,
+        mode=args.mode or run_config.mode,
+        batch_size=args.batch_size or run_config.eval_batch_size,
+        sequence_length=args.sequence_length or run_config.sequence_length,
+    )
     print(json.dumps(result, indent=2))
 
 
 def cmd_generate(args):
-    from textlstm.language_modeling import load_language_model
-
     lm = load_language_model(args.run_dir)
     prompts = args.prompt or [""]
     texts = lm.generate(prompts * args.num_samples, max_length=args.max_length, sampler=args.sampler,
@@ -75,14 +70,11 @@ def cmd_generate(args):
 
 
 def cmd_score(args):
-    from textlstm.data import read_lines
-    from textlstm.language_modeling import load_language_model
-
     texts = list(args.texts)
     if args.file:
         texts += read_lines(args.file, args.encoding)
     if not texts:
-        raise ValueError("score: give texts as arguments or --file.")
+        raise ValueError("score: give texts as arguments or --file; received neither.")
     lm = load_language_model(args.run_dir)
     for scores in lm.score(texts):
         if args.format == "jsonl":
@@ -95,9 +87,6 @@ def cmd_score(args):
 
 
 def cmd_export_lm(args):
-    from textlstm.export import export_scorer, next_version_dir
-    from textlstm.language_modeling import load_language_model
-
     lm = load_language_model(args.run_dir)
     export_dir = next_version_dir(args.base_dir, args.name)
     export_scorer(lm, export_dir)
@@ -115,7 +104,7 @@ def build_parser():
 
     p = commands.add_parser("quickstart", help="train and evaluate the PTB quickstart language model")
     add_config_args(p, QUICKSTART_CONFIG)
-    p.set_defaults(func=cmd_quickstart)
+    p.set_defaults(func=cmd_train_lm)
 
     tokenizer = commands.add_parser("tokenizer", help="tokenizer commands").add_subparsers(dest="action", required=True)
     p = tokenizer.add_parser("train", help="train a tokenizer on text files")
@@ -136,10 +125,10 @@ def build_parser():
     p = evaluate.add_parser("lm", help="perplexity of a trained language model on a text file")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--file", required=True)
-    p.add_argument("--encoding", default="utf-8")
-    p.add_argument("--mode", choices=("stream", "sentence"), default="stream")
-    p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--sequence-length", type=int, default=35)
+    p.add_argument("--encoding", help="default: the run's config")
+    p.add_argument("--mode", choices=("stream", "sentence"), help="default: the run's config")
+    p.add_argument("--batch-size", type=int, help="default: the run's eval_batch_size")
+    p.add_argument("--sequence-length", type=int, help="default: the run's config")
     p.set_defaults(func=cmd_evaluate_lm)
 
     p = commands.add_parser("generate", help="generate text with a trained language model")
@@ -174,7 +163,6 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError) as error:

@@ -8,9 +8,9 @@ callbacks. A config is loaded from `configs/*.json`, overridden with
 
 Example:
 >>> from textlstm.config import LanguageModelConfig, load_config
->>> config = load_config(LanguageModelConfig, None, ["hidden_dim=32", "epochs=1"])
->>> config.hidden_dim
-32
+>>> config = load_config(LanguageModelConfig, None, ["hidden_dim=32", "embedding_dim=32", "epochs=1"])
+>>> config.hidden_dim, config.epochs
+(32, 1)
 """
 
 import dataclasses
@@ -37,13 +37,13 @@ class LanguageModelConfig:
 
     # Tokenizer.
     tokenizer: str = "word"  # "word" for pre-tokenised PTB; "unigram"/"bpe" = SentencePiece.
-    vocabulary_size: int = 10000  # PTB's own 10k vocabulary (Mikolov et al. 2010).
+    vocabulary_size: int = 10002  # PTB (Mikolov et al. 2010): its 9,998 words besides <unk>, plus 4 specials.
     min_count: int = 1  # PTB is already <unk>-mapped; raise it for raw corpora.
 
     # Batching.
     mode: str = "stream"  # "stream" = truncated BPTT over B parallel streams; "sentence" = padded lines.
     batch_size: int = 20  # Zaremba et al. (2014); more streams = fewer updates an epoch, which cost more than they save here.
-    eval_batch_size: int = 20  # Trimming the stream to a multiple of it loses < 20 of ~80k tokens.
+    eval_batch_size: int = 20  # Trimming + each row's first token: < 40 of ~80k tokens go unscored.
     sequence_length: int = 35  # BPTT window of Zaremba et al. (2014).
 
     # Architecture (copied onto LSTMBackbone / LanguageModel, which own it).
@@ -160,6 +160,11 @@ def validate(config, source="config"):
             raise ValueError(f"{source}: field `{f.name}` must not be negative, received {value!r}.")
     if getattr(config, "dropout", 0.0) >= 1.0:
         raise ValueError(f"{source}: field `dropout` must be in [0, 1), received {config.dropout!r}.")
+    if getattr(config, "tie_weights", False) and config.embedding_dim != config.hidden_dim:
+        raise ValueError(
+            f"{source}: field `tie_weights=true` needs embedding_dim == hidden_dim, received "
+            f"embedding_dim={config.embedding_dim}, hidden_dim={config.hidden_dim}."
+        )
 
 
 def parse_overrides(overrides):

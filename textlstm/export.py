@@ -23,19 +23,19 @@ logger = logging.getLogger(__name__)
 TEXT_SIGNATURE = [tf.TensorSpec([None], tf.string, name="texts")]
 
 
-@keras.saving.register_keras_serializable(package="textlstm")
 class TextScorer(keras.Model):
     """A LanguageModel behind its tokenizer: raw strings in, per-token log-probs out.
 
     `call(texts)` returns `token_ids (batch, time)` (`<s>` first, right
     padded with 0), `log_probs (batch, time - 1)` in nats and `lengths
-    (batch,)`, exactly what `LanguageModel.score_strings` computes.
+    (batch,)`, exactly what `LanguageModel.score_strings` computes. It is an
+    export wrapper, never saved as `.keras`.
     """
 
     def __init__(self, language_model, **kwargs):
         super().__init__(**kwargs)
         if language_model.tokenizer is None:
-            raise ValueError("`language_model` has no tokenizer; raw strings cannot be scored.")
+            raise ValueError("`language_model` has tokenizer=None; raw strings cannot be scored.")
         self.language_model = language_model
         self.built = True
 

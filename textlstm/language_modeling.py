@@ -125,7 +125,10 @@ def train_language_model(config):
 
     history = training.read_history(run_dir)
     if history:
-        plot_curves(history, os.path.join(run_dir, "curves.png"), title=f"{config.tokenizer} LM, {run_dir}")
+        # With sampled softmax the training "perplexity" is exp(sampled loss): lower than the true one.
+        train_label = f"train (sampled softmax, {config.sampled_softmax})" if config.sampled_softmax else "train"
+        plot_curves(history, os.path.join(run_dir, "curves.png"), title=f"{config.tokenizer} LM, {run_dir}",
+                    train_label=train_label)
     train_seconds = [row["train_seconds"] for row in history if "train_seconds" in row]
     samples = lm.generate([""] * config.num_samples, max_length=config.sample_length,
                           sampler="top_p", seed=config.seed)

@@ -6,16 +6,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def plot_curves(history, path, metric="perplexity", title=None):
+def plot_curves(history, path, metric="perplexity", title=None, train_label="train"):
     """Plots train and validation `metric` per epoch from a CSV-log history to a PNG.
 
     Args:
         history: list of dicts with `epoch`, `metric` and `val_<metric>` keys.
         path: where the PNG goes.
+        train_label: legend of the training curve (say when it is not
+            comparable to validation, e.g. a sampled-softmax loss).
     """
     epochs = [row["epoch"] + 1 for row in history]
     figure, axis = plt.subplots(figsize=(6, 4))
-    for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
+    for key, label in ((metric, train_label), (f"val_{metric}", "validation")):
         values = [row.get(key) for row in history]
         if any(v is not None for v in values):
             axis.plot(epochs, values, marker="o", label=label)

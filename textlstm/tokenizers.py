@@ -47,16 +47,18 @@ class SentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
             Its pad/unk/bos/eos ids must be 0/1/2/3 (what
             `train_sentencepiece` produces).
 
+    Unlike keras-hub's default, eager calls also take the TensorFlow path, so
+    `tokenize` always returns a `tf.RaggedTensor`, as `WordTokenizer` does.
+
     Example:
     >>> tokenizer = train_sentencepiece(["a b c", "a b"] * 50, vocabulary_size=12)
-    >>> tokenizer.detokenize(tokenizer.tokenize(["a b"]))
-    ['a b']
+    >>> tokenizer.detokenize(tokenizer.tokenize(["a b"])).numpy().tolist()
+    [b'a b']
     """
 
     def __init__(self, proto=None, **kwargs):
+        kwargs.setdefault("_allow_python_workflow", False)
         super().__init__(proto=proto, **kwargs)
-        if self.proto is not None:
-            self._check_special_ids()
 
     def set_proto(self, proto):
         super().set_proto(proto)
@@ -87,7 +89,7 @@ def train_sentencepiece(
 
     Args:
         texts: an iterable of strings to train on.
-        files: UTF-8 text files to train on (instead of, or besides, `texts`).
+        files: UTF-8 text files to train on, instead of `texts`.
         vocabulary_size: int, total number of pieces, special tokens included.
         model_type: "unigram" (Kudo 2018) or "bpe" (Sennrich et al. 2016).
         character_coverage: float, share of characters covered; 1.0 suits
@@ -101,8 +103,11 @@ def train_sentencepiece(
         raise ValueError(f"`model_type` must be 'unigram' or 'bpe', received {model_type!r}.")
     if vocabulary_size <= len(SPECIAL_TOKENS):
         raise ValueError(f"`vocabulary_size` must exceed 4, received {vocabulary_size!r}.")
-    if texts is None and not files:
-        raise ValueError("train_sentencepiece needs `texts` or `files`; received neither.")
+    if (texts is None) == (not files):
+        raise ValueError(
+            f"train_sentencepiece needs exactly one of `texts` or `files`, received "
+            f"texts={'None' if texts is None else type(texts).__name__}, files={files!r}."
+        )
     for path in files or []:
         if not os.path.exists(path):
             raise FileNotFoundError(f"tokenizer training file not found: {path}")
@@ -198,6 +203,7 @@ class WordTokenizer(keras_hub.tokenizers.Tokenizer):
             repeated = [t for t, c in collections.Counter(vocabulary).items() if c > 1][:5]
             raise ValueError(f"`vocabulary` has repeated tokens: {repeated}.")
         self.vocabulary = vocabulary
+        self._token_to_id = {t: i for i, t in enumerate(vocabulary)}
         self._lookup = keras.layers.StringLookup(
             vocabulary=vocabulary[2:], mask_token=PAD, oov_token=UNK, num_oov_indices=1,
         )
@@ -205,7 +211,7 @@ class WordTokenizer(keras_hub.tokenizers.Tokenizer):
 
     def _check_vocabulary(self):
         if self.vocabulary is None:
-            raise ValueError("WordTokenizer has no vocabulary; pass `vocabulary` or use from_texts().")
+            raise ValueError("WordTokenizer has no vocabulary (vocabulary=None); pass `vocabulary` or use from_texts().")
 
     def get_vocabulary(self):
         self._check_vocabulary()
@@ -223,8 +229,6 @@ class WordTokenizer(keras_hub.tokenizers.Tokenizer):
 
     def token_to_id(self, token):
         self._check_vocabulary()
-        if not hasattr(self, "_token_to_id"):
-            self._token_to_id = {t: i for i, t in enumerate(self.vocabulary)}
         return self._token_to_id.get(token, UNK_ID)
 
     def tokenize(self, inputs):

@@ -9,6 +9,7 @@ import logging
 
 import numpy as np
 import tensorflow as tf
+from tqdm.auto import tqdm
 
 from textlstm.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
@@ -23,7 +24,8 @@ def encode_lines(tokenizer, lines, add_bos=False, add_eos=True, batch_size=4096)
     """
     encoded = []
     tokenize = tf.function(tokenizer.tokenize)
-    for start in range(0, len(lines), batch_size):
+    starts = range(0, len(lines), batch_size)
+    for start in tqdm(starts, desc="tokenizing", unit="batch", disable=None if len(starts) > 4 else True):
         ragged = tokenize(tf.constant(lines[start : start + batch_size]))
         for ids in ragged.numpy():
             ids = list(ids)

@@ -37,9 +37,9 @@ def read_lines(path, encoding="utf-8", skip_empty=True, max_lines=0):
 
     Example:
     >>> import tempfile
-    >>> path = tempfile.mktemp()
-    >>> _ = open(path, "w").write("a b\\n\\nc\\n")
-    >>> read_lines(path)
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+    ...     _ = f.write("a b\\n\\nc\\n")
+    >>> read_lines(f.name)
     ['a b', 'c']
     """
     check_exists(path)

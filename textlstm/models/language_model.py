@@ -6,7 +6,6 @@ import math
 
 import keras
 import keras_hub
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -87,7 +86,7 @@ class LanguageModel(keras.Model):
         if not isinstance(backbone, LSTMBackbone):
             raise ValueError(f"`backbone` must be an LSTMBackbone, received {type(backbone).__name__}.")
         if backbone.bidirectional:
-            raise ValueError("`backbone` is bidirectional; a language model must not see future tokens.")
+            raise ValueError("`backbone` has bidirectional=True; a language model must not see future tokens.")
         if tie_weights and backbone.embedding_dim != backbone.hidden_dim:
             raise ValueError(
                 f"`tie_weights=True` needs embedding_dim == hidden_dim, received "
@@ -171,6 +170,20 @@ class LanguageModel(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
         self.carry_state = carry_state
         self.sampled_softmax = sampled_softmax
+
+    @property
+    def jit_compile(self):
+        return super().jit_compile
+
+    @jit_compile.setter
+    def jit_compile(self, value):
+        # Keras refuses XLA for the whole model if any sublayer cannot compile;
+        # the tokenizer (string ops) never runs in train_step or test_step, so
+        # only the backbone decides.
+        if value and not all(layer.supports_jit for layer in self.backbone._flatten_layers()):
+            logger.warning("jit_compile=True is not supported by this backbone; training without XLA.")
+            value = False
+        self._jit_compile = value
 
     def get_compile_config(self):
         # A reloaded model is ready for scoring and generation; training is
@@ -267,7 +280,7 @@ class LanguageModel(keras.Model):
 
     def _require_tokenizer(self, method):
         if self.tokenizer is None:
-            raise ValueError(f"`{method}` needs a tokenizer; build the LanguageModel with `tokenizer=`.")
+            raise ValueError(f"`{method}` needs a tokenizer, but tokenizer=None; build the LanguageModel with `tokenizer=`.")
 
     def encode(self, texts):
         """Strings `(batch,)` -> ids `(batch, time)`: `<s> ... </s>`, right padded with 0."""
@@ -343,6 +356,14 @@ class LanguageModel(keras.Model):
             The prompts with their continuations, detokenized.
         """
         self._require_tokenizer("generate")
+        if isinstance(prompts, str):
+            raise ValueError(f"`prompts` must be a list of strings, received the string {prompts!r}.")
+        if not prompts:
+            return []
+        if not 0 < k:
+            raise ValueError(f"`k` must be positive, received {k!r}.")
+        if not 0 < p <= 1:
+            raise ValueError(f"`p` must be in (0, 1], received {p!r}.")
         if max_length <= 0:
             raise ValueError(f"`max_length` must be positive, received {max_length!r}.")
         if temperature <= 0:
@@ -372,13 +393,16 @@ class LanguageModel(keras.Model):
     def _generate(self, prompt, mask, sampler):
         batch_size = tf.shape(prompt)[0]
         per = self.backbone.states_per_layer
+        never_sampled = tf.one_hot([PAD_ID, BOS_ID], self.backbone.vocabulary_size, on_value=-1e9)
+        never_sampled = tf.reduce_sum(never_sampled, axis=0)  # (vocabulary,)
         initial = tuple(s for layer in self.backbone.initial_state(batch_size) for s in layer)
 
         def next_token(prompt, cache, index):  # one step: token index-1 -> logits for index
             tokens = prompt[:, index - 1 : index]  # (batch, 1)
             states = [list(cache[i : i + per]) for i in range(0, len(cache), per)]
             logits, states = self(tokens, initial_state=states, return_state=True, training=False)
-            return logits[:, 0, :], None, tuple(s for layer in states for s in layer)
+            logits = logits[:, 0, :] + never_sampled  # (batch, vocabulary); <pad> and <s> never come next
+            return logits, None, tuple(s for layer in states for s in layer)
 
         return sampler(next_token, prompt, cache=initial, index=1, mask=mask, stop_token_ids=[EOS_ID])
 
