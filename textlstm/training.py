@@ -12,18 +12,20 @@ import tensorflow as tf
 logger = logging.getLogger(__name__)
 
 
-def resolve_jit_compile(setting):
-    """"true"/"false" force XLA; "auto" follows BENCHMARKS.md.
+def resolve_jit_compile(setting, sampled_softmax=0):
+    """"true"/"false" force XLA; "auto" follows BENCHMARKS.md ("XLA on CPU").
 
-    On this project's 2-core CPU machine XLA measured slower for the LSTM
-    language model (see BENCHMARKS.md, "XLA on CPU"), so "auto" turns it
-    off on CPU and leaves Keras's own choice ("auto") elsewhere.
+    On CPU, XLA measured 1.7x faster for the full-softmax LSTM language
+    model, so "auto" turns it on there; it cannot compile TF's candidate
+    sampler, so with sampled softmax "auto" turns it off. Elsewhere "auto"
+    is Keras's own choice (on a GPU the cuDNN kernel, which XLA cannot
+    compile, wins).
     """
     if setting in ("true", "false"):
         return setting == "true"
-    if not tf.config.list_physical_devices("GPU"):
-        return False
-    return "auto"
+    if tf.config.list_physical_devices("GPU"):
+        return "auto"
+    return not sampled_softmax
 
 
 def make_optimizer(name, learning_rate, clipnorm):

@@ -114,9 +114,9 @@ class LanguageModel(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.perplexity = Perplexity(name="perplexity")
         self(ops.zeros((1, 1), "int32"))  # build every weight now, as BackupAndRestore needs
-        # Carried state lives in untracked tf.Variables with a free batch
-        # dimension: it is training bookkeeping, not a weight, so it is
-        # neither saved in model.keras nor exported.
+        # Carried state: tf.Variables keyed by (phase, batch size), made by
+        # fit/evaluate before tracing. Training bookkeeping, not weights: Keras
+        # does not save them in model.keras, and no export reads them.
         self._carried = {}
 
     def build(self, input_shape):
@@ -194,32 +194,41 @@ class LanguageModel(keras.Model):
     def metrics(self):
         return [self.loss_tracker, self.perplexity]
 
-    def reset_carried_state(self):
-        """Forgets the carried state; the next batch starts from zeros."""
-        for states in self._carried.values():
-            for variable in states:
-                variable.assign(tf.zeros((0, self.backbone.hidden_dim)))
+    def reset_carried_state(self, phase=None):
+        """Zeroes the carried state of `phase` ("train" or "test"; None = both)."""
+        for (state_phase, _), variables in self._carried.items():
+            if phase in (None, state_phase):
+                for variable in variables:
+                    variable.assign(tf.zeros_like(variable))
 
-    def _read_carried(self, key, batch_size):
+    def _prepare_carried(self, phase, data):
+        """Creates (eagerly, with a fixed shape XLA accepts) the state `phase` carries for `data`'s batch size."""
+        if not self.carry_state or data is None:
+            return
+        spec = data.element_spec[0] if isinstance(data, tf.data.Dataset) else None
+        batch_size = None if spec is None else spec.shape[0]
+        if batch_size is None:
+            raise ValueError(
+                f"`carry_state=True` needs a tf.data.Dataset with a fixed batch size (e.g. "
+                f"textlstm.data.stream_windows), received {type(data).__name__} with batch size {batch_size}."
+            )
+        if (phase, batch_size) not in self._carried:
+            self._carried[(phase, batch_size)] = [
+                tf.Variable(tf.zeros((batch_size, self.backbone.hidden_dim)), trainable=False)
+                for _ in range(self.backbone.num_layers * self.backbone.states_per_layer)
+            ]
+
+    def _read_carried(self, phase, x):
         if not self.carry_state:
             return None
-        if key not in self._carried:
-            with tf.init_scope():
-                self._carried[key] = [
-                    tf.Variable(tf.zeros((0, self.backbone.hidden_dim)), trainable=False,
-                                shape=tf.TensorShape([None, self.backbone.hidden_dim]))
-                    for _ in range(self.backbone.num_layers * self.backbone.states_per_layer)
-                ]
-        flat = [
-            tf.cond(tf.shape(v)[0] == batch_size, v.read_value, lambda: tf.zeros((batch_size, self.backbone.hidden_dim)))
-            for v in self._carried[key]
-        ]
+        variables = self._carried[(phase, x.shape[0])]
         per = self.backbone.states_per_layer
-        return [flat[i : i + per] for i in range(0, len(flat), per)]
+        return [[v.read_value() for v in variables[i : i + per]] for i in range(0, len(variables), per)]
 
-    def _write_carried(self, key, states):
+    def _write_carried(self, phase, x, states):
         if self.carry_state:
-            for variable, value in zip(self._carried[key], [s for layer in states for s in layer]):
+            flat = [s for layer in states for s in layer]
+            for variable, value in zip(self._carried[(phase, x.shape[0])], flat):
                 variable.assign(tf.stop_gradient(value))
 
     def _token_losses(self, hidden, targets, training):
@@ -239,12 +248,13 @@ class LanguageModel(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if sample_weight is None:
             sample_weight = tf.cast(tf.not_equal(y, PAD_ID), "float32")
-        key = "train" if training else "test"
-        initial_state = self._read_carried(key, tf.shape(x)[0])
+        phase = "train" if training else "test"
+        initial_state = self._read_carried(phase, x)
         hidden, states = self.backbone(x, initial_state=initial_state, return_state=True, training=training)
+        self._write_carried(phase, x, states)
         token_losses = self._token_losses(hidden, y, training)  # (batch, time)
         loss = tf.reduce_sum(token_losses * sample_weight) / tf.maximum(tf.reduce_sum(sample_weight), 1.0)
-        return loss, token_losses, sample_weight, states, key
+        return loss, token_losses, sample_weight
 
     def _update_metrics(self, token_losses, sample_weight):
         self.loss_tracker.update_state(token_losses, sample_weight=sample_weight)
@@ -253,28 +263,28 @@ class LanguageModel(keras.Model):
 
     def train_step(self, data):
         with tf.GradientTape() as tape:
-            loss, token_losses, sample_weight, states, key = self._step(data, training=True)
+            loss, token_losses, sample_weight = self._step(data, training=True)
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
-        self._write_carried(key, states)
         return self._update_metrics(token_losses, sample_weight)
 
     def test_step(self, data):
-        _, token_losses, sample_weight, states, key = self._step(data, training=False)
-        self._write_carried(key, states)
+        _, token_losses, sample_weight = self._step(data, training=False)
         return self._update_metrics(token_losses, sample_weight)
 
-    def fit(self, *args, callbacks=None, **kwargs):
+    def fit(self, x=None, *args, callbacks=None, **kwargs):
         """Keras `fit`, never shuffling (stream order is what the carried state
         relies on; shuffle in the dataset if the layout allows it). With
         `carry_state`, the state is reset at each epoch start."""
+        self._prepare_carried("train", x)
         callbacks = list(callbacks or []) + [_ResetCarriedState()]
-        return super().fit(*args, callbacks=callbacks, shuffle=False, **kwargs)
+        return super().fit(x, *args, callbacks=callbacks, shuffle=False, **kwargs)
 
-    def evaluate(self, *args, **kwargs):
+    def evaluate(self, x=None, *args, **kwargs):
         """Keras `evaluate`, always starting from a zero state."""
-        self.reset_carried_state()
-        return super().evaluate(*args, **kwargs)
+        self._prepare_carried("test", x)
+        self.reset_carried_state("test")
+        return super().evaluate(x, *args, **kwargs)
 
     # Scoring -----------------------------------------------------------------
 
@@ -440,4 +450,4 @@ class _ResetCarriedState(keras.callbacks.Callback):
     """Zeroes a LanguageModel's carried state at the start of each epoch."""
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.model.reset_carried_state()
+        self.model.reset_carried_state("train")
