@@ -35,6 +35,15 @@ def ptb_lines(ptb_dir):
 
 
 @pytest.fixture(scope="session")
+def sst_lines(shared_data):
+    """Raw sentences (no <unk>, some non-ASCII) from SST-2, label stripped."""
+    from textlstm.data import read_lines
+
+    return [line.split(" ", 1)[1] for line in read_lines(str(shared_data / "sst_kim2014" / "stsa.binary.train"),
+                                                         max_lines=2000)]
+
+
+@pytest.fixture(scope="session")
 def word_tokenizer(ptb_lines):
     from textlstm.tokenizers import WordTokenizer
 

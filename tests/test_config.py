@@ -34,7 +34,7 @@ def test_bad_values_name_field_and_value(values, message):
 
 def test_load_json_then_save_round_trip(tmp_path):
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"hidden_dim": 64, "epochs": 2}))
+    path.write_text(json.dumps({"hidden_dim": 64, "embedding_dim": 64, "epochs": 2}))
     config = load_config(LanguageModelConfig, str(path), ["epochs=3"])
     assert (config.hidden_dim, config.epochs) == (64, 3)
     save_config(config, str(tmp_path / "saved.json"))

@@ -67,7 +67,7 @@ def test_right_padding_is_masked():
     for layer_padded, layer_unpadded in zip(padded_states, states):  # states stop at the last real token
         for a, b in zip(layer_padded, layer_unpadded):
             np.testing.assert_allclose(a, b, atol=1e-6)
-    np.testing.assert_array_equal(padded[:, 3:], 0.0)  # masked steps output zeros
+    np.testing.assert_array_equal(padded[:, 3:], np.repeat(padded[:, 2:3], 2, axis=1))  # masked steps repeat the last output
 
 
 def test_get_config_round_trip():

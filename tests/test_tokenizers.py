@@ -41,14 +41,17 @@ def test_word_vocabulary_must_start_with_specials():
 
 
 @pytest.mark.parametrize("model_type", ["unigram", "bpe"])
-def test_sentencepiece_from_texts_round_trip(ptb_lines, model_type):
-    tokenizer = train_sentencepiece(texts=ptb_lines, vocabulary_size=500, model_type=model_type)
+def test_sentencepiece_from_texts_round_trip(sst_lines, model_type):
+    tokenizer = train_sentencepiece(texts=sst_lines, vocabulary_size=500, model_type=model_type)
     assert [tokenizer.id_to_token(i) for i in range(4)] == list(SPECIAL_TOKENS)
     assert tokenizer.vocabulary_size() == 500
-    ids = tokenizer.tokenize(tf.constant(ptb_lines[:20]))
-    assert tokenizer.detokenize(ids).numpy().astype(str).tolist() == ptb_lines[:20]
-    dataset = tf.data.Dataset.from_tensor_slices(ptb_lines[:3]).map(tokenizer.tokenize)
+    texts = sst_lines[:50]
+    assert any(not text.isascii() for text in sst_lines)
+    ids = tokenizer.tokenize(tf.constant(texts))
+    assert [t.decode("utf-8") for t in tokenizer.detokenize(ids).numpy()] == texts
+    dataset = tf.data.Dataset.from_tensor_slices(texts[:3]).map(tokenizer.tokenize)
     assert [x.numpy().tolist() for x in dataset] == ids.to_list()[:3]
+    assert tokenizer.detokenize(tokenizer.tokenize(["a ☃ b"])).numpy()[0].decode() == "a <unk> b"
 
 
 def test_sentencepiece_from_files(ptb_dir):
@@ -81,4 +84,4 @@ def test_save_and_load_round_trip(tmp_path, ptb_lines, kind):
     assert type(restored) is type(tokenizer)
     assert restored.get_vocabulary() == tokenizer.get_vocabulary()
     texts = tf.constant(ptb_lines[:10])
-    np.testing.assert_array_equal(restored.tokenize(texts).to_list(), tokenizer.tokenize(texts).to_list())
+    assert restored.tokenize(texts).to_list() == tokenizer.tokenize(texts).to_list()

@@ -29,6 +29,7 @@ import keras
 import keras_hub
 import sentencepiece as spm
 import tensorflow as tf
+from keras_hub.src.utils.tensor_utils import no_convert_scope
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +48,9 @@ class SentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
             Its pad/unk/bos/eos ids must be 0/1/2/3 (what
             `train_sentencepiece` produces).
 
-    Unlike keras-hub's default, eager calls also take the TensorFlow path, so
-    `tokenize` always returns a `tf.RaggedTensor`, as `WordTokenizer` does.
+    Unlike keras-hub's default, eager calls also take the TensorFlow path and
+    keep TF outputs, so `tokenize` always returns a `tf.RaggedTensor` and
+    `detokenize` a string `tf.Tensor`, as `WordTokenizer` does.
 
     Example:
     >>> tokenizer = train_sentencepiece(["a b c", "a b"] * 50, vocabulary_size=12)
@@ -59,6 +61,16 @@ class SentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
     def __init__(self, proto=None, **kwargs):
         kwargs.setdefault("_allow_python_workflow", False)
         super().__init__(proto=proto, **kwargs)
+
+    def tokenize(self, inputs):
+        """Strings `(batch,)` -> ragged int32 ids `(batch, None)`."""
+        with no_convert_scope():
+            return super().tokenize(inputs)
+
+    def detokenize(self, inputs):
+        """Ids `(batch, None)` -> strings `(batch,)`."""
+        with no_convert_scope():
+            return super().detokenize(inputs)
 
     def set_proto(self, proto):
         super().set_proto(proto)
@@ -119,6 +131,7 @@ def train_sentencepiece(
         character_coverage=character_coverage,
         pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
         pad_piece=PAD, unk_piece=UNK, bos_piece=BOS, eos_piece=EOS,
+        unk_surface=UNK,  # unknown pieces detokenize to "<unk>", as in the word tokenizer (not " ⁇ ")
         input_sentence_size=max_sentences,
         shuffle_input_sentence=True,
         hard_vocab_limit=False,

@@ -118,6 +118,7 @@ class LanguageModel(keras.Model):
         # fit/evaluate before tracing. Training bookkeeping, not weights: Keras
         # does not save them in model.keras, and no export reads them.
         self._carried = {}
+        self._score_function = None
 
     def build(self, input_shape):
         self.backbone.build(input_shape)
@@ -306,9 +307,8 @@ class LanguageModel(keras.Model):
         log_probs = -keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
         return log_probs * tf.cast(tf.not_equal(targets, PAD_ID), log_probs.dtype)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def score_strings(self, texts):
-        """Raw strings in, everything in-graph: the exported `score` signature.
+        """Raw strings in, everything in-graph: what the exported signature runs.
 
         Returns a dict of `token_ids (batch, time)` (`<s>` first, padded with
         0), `log_probs (batch, time - 1)` in nats (0 on padding) and
@@ -318,6 +318,10 @@ class LanguageModel(keras.Model):
         log_probs = self.token_log_probs(token_ids)
         lengths = tf.reduce_sum(tf.cast(tf.not_equal(token_ids[:, 1:], PAD_ID), "int32"), axis=1)
         return {"token_ids": token_ids, "log_probs": log_probs, "lengths": lengths}
+
+    def reset_compiled_functions(self):
+        """Drops the traced scoring function, e.g. after the tokenizer's resources changed."""
+        self._score_function = None
 
     def score(self, texts, batch_size=64):
         """Per-token log-probabilities and surprisals of each text.
@@ -329,10 +333,12 @@ class LanguageModel(keras.Model):
         self._require_tokenizer("score")
         if isinstance(texts, str):
             raise ValueError(f"`texts` must be a list of strings, received the string {texts!r}.")
+        if self._score_function is None:  # traced once, apart from any export's trace
+            self._score_function = tf.function(self.score_strings, input_signature=[tf.TensorSpec([None], tf.string)])
         results = []
         for start in range(0, len(texts), batch_size):
             chunk = list(texts[start : start + batch_size])
-            outputs = self.score_strings(tf.constant(chunk))
+            outputs = self._score_function(tf.constant(chunk))
             for text, ids, log_probs, length in zip(
                 chunk, outputs["token_ids"].numpy(), outputs["log_probs"].numpy(), outputs["lengths"].numpy()
             ):
@@ -394,7 +400,7 @@ class LanguageModel(keras.Model):
         output = self._generate(padded, mask, samplers[sampler]())
         texts = []
         for ids, length in zip(output.numpy(), lengths):
-            new = ids[length:].tolist()
+            new = ids[length : length + max_length].tolist()
             new = new[: new.index(EOS_ID)] if EOS_ID in new else new
             texts.append(ids[1:length].tolist() + new)
         ids = tf.ragged.constant(texts, dtype="int32", ragged_rank=1)  # (batch, None)
