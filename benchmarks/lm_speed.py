@@ -1,6 +1,6 @@
 """Training-step speed of the LanguageModel: XLA on/off, full vs sampled softmax.
 
-    python benchmarks/lm_speed.py [--steps 30] [--batch-size 20]
+    python benchmarks/lm_speed.py [--steps 30] [--batch-size 20] [--hidden-dim 200]
 
 Times `fit` on random PTB-sized batches (vocabulary 10003, windows of 35)
 after a warm-up, for each variant in one process, and prints a Markdown
@@ -27,9 +27,11 @@ VARIANTS = [  # (name, sampled_softmax, jit_compile)
 ]
 
 
-def time_variant(sampled_softmax, jit_compile, batch_size, steps, vocabulary_size=10003, sequence_length=35):
+def time_variant(sampled_softmax, jit_compile, batch_size, steps, hidden_dim, vocabulary_size=10002,
+                 sequence_length=35):
     keras.utils.set_random_seed(0)
-    lm = LanguageModel(LSTMBackbone(vocabulary_size, embedding_dim=200, hidden_dim=200, num_layers=2, dropout=0.1))
+    lm = LanguageModel(LSTMBackbone(vocabulary_size, embedding_dim=hidden_dim, hidden_dim=hidden_dim, num_layers=2,
+                                    dropout=0.1))
     lm.compile(keras.optimizers.SGD(1.0, global_clipnorm=0.25), carry_state=True,
                sampled_softmax=sampled_softmax, jit_compile=jit_compile)
     ids = np.random.RandomState(0).randint(4, vocabulary_size, size=(steps, batch_size, sequence_length + 1))
@@ -45,10 +47,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=20)
+    parser.add_argument("--hidden-dim", type=int, default=200, help="200 = ptb_small, 650 = ptb_medium")
     args = parser.parse_args()
     rows = []
     for name, sampled_softmax, jit_compile in VARIANTS:
-        row = {"variant": name, **time_variant(sampled_softmax, jit_compile, args.batch_size, args.steps)}
+        row = {"variant": name, **time_variant(sampled_softmax, jit_compile, args.batch_size, args.steps, args.hidden_dim)}
         rows.append(row)
         print(row, flush=True)
     print(markdown_table(rows, ["variant", "ms/step", "tokens/s"]))

@@ -15,7 +15,8 @@ def test_epoch_decay_schedule():
 def test_resolve_jit_compile_on_cpu():
     assert training.resolve_jit_compile("true") is True
     assert training.resolve_jit_compile("false") is False
-    assert training.resolve_jit_compile("auto", sampled_softmax=0) is True  # measured faster on CPU
+    assert training.resolve_jit_compile("auto", sampled_softmax=0, hidden_dim=200) is True  # measured faster
+    assert training.resolve_jit_compile("auto", sampled_softmax=0, hidden_dim=650) is False  # measured slower
     assert training.resolve_jit_compile("auto", sampled_softmax=1024) is False  # XLA cannot compile the sampler
 
 

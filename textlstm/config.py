@@ -66,7 +66,7 @@ class LanguageModelConfig:
     lr_decay_patience: int = 0  # "plateau" only: epochs without improvement before decaying.
     early_stopping_patience: int = 3
     time_budget_minutes: float = 0.0  # Never start an epoch that would end past it; 0 = no budget.
-    jit_compile: str = "auto"  # "auto" = XLA on CPU for full softmax (1.7x faster, BENCHMARKS.md), off with sampled softmax (no XLA kernel).
+    jit_compile: str = "auto"  # "auto" = XLA on CPU where measured faster (full softmax, hidden_dim <= 256; BENCHMARKS.md); never with sampled softmax.
     seed: int = 1234
 
     # Output.

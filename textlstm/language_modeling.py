@@ -102,7 +102,7 @@ def train_language_model(config):
         optimizer=training.make_optimizer(config.optimizer, config.learning_rate, config.clipnorm),
         carry_state=config.mode == "stream",
         sampled_softmax=config.sampled_softmax,
-        jit_compile=training.resolve_jit_compile(config.jit_compile, config.sampled_softmax),
+        jit_compile=training.resolve_jit_compile(config.jit_compile, config.sampled_softmax, config.hidden_dim),
     )
     callbacks = training.standard_callbacks(
         run_dir,

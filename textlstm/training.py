@@ -12,20 +12,23 @@ import tensorflow as tf
 logger = logging.getLogger(__name__)
 
 
-def resolve_jit_compile(setting, sampled_softmax=0):
+XLA_MAX_HIDDEN_DIM = 256  # measured faster at 200, slower at 650 (BENCHMARKS.md); between: untested
+
+
+def resolve_jit_compile(setting, sampled_softmax=0, hidden_dim=200):
     """"true"/"false" force XLA; "auto" follows BENCHMARKS.md ("XLA on CPU").
 
-    On CPU, XLA measured 1.7x faster for the full-softmax LSTM language
-    model, so "auto" turns it on there; it cannot compile TF's candidate
-    sampler, so with sampled softmax "auto" turns it off. Elsewhere "auto"
-    is Keras's own choice (on a GPU the cuDNN kernel, which XLA cannot
-    compile, wins).
+    On CPU, for full-softmax training, XLA measured 1.7x faster with 2x200
+    LSTMs and 1.75x slower with 2x650, so "auto" turns it on up to
+    `XLA_MAX_HIDDEN_DIM`. It cannot compile TF's candidate sampler, so with
+    sampled softmax "auto" turns it off. Elsewhere "auto" is Keras's own
+    choice (on a GPU the cuDNN kernel, which XLA cannot compile, wins).
     """
     if setting in ("true", "false"):
         return setting == "true"
     if tf.config.list_physical_devices("GPU"):
         return "auto"
-    return not sampled_softmax
+    return not sampled_softmax and hidden_dim <= XLA_MAX_HIDDEN_DIM
 
 
 def make_optimizer(name, learning_rate, clipnorm):
