@@ -61,7 +61,7 @@ def export_scorer(language_model, export_dir):
         export_dir, format="tf_saved_model", input_signature=TEXT_SIGNATURE, verbose=False
     )
     # TF Text's SentencePiece op owns its resource through an eager kernel,
-    # which saving a SavedModel discards (its TODO b/318839908): give the
+    # which saving a SavedModel discards (TF Text issue b/318839908): give the
     # caller's model a fresh one, and retrace what captured the old one.
     if hasattr(language_model.tokenizer, "proto"):
         language_model.tokenizer.set_proto(language_model.tokenizer.proto)
