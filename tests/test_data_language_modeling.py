@@ -60,3 +60,12 @@ def test_sentence_mode_right_padding_and_masks():
             assert (row_y[n:] == 0).all() and (row_w[n:] == 0).all()  # padding only on the right
             assert (row_y[:n] != 0).all()
     assert seen == len(lines)
+
+
+def test_sentence_mode_declares_its_number_of_batches(ptb_lines):
+    lines = ptb_lines[:500]
+    tokenizer = WordTokenizer.from_texts(lines)
+    dataset = lm_sentence_dataset(tokenizer, lines, batch_size=16)
+    counted = sum(1 for _ in dataset)
+    assert int(dataset.cardinality()) == counted
+    assert counted > len(lines) // 16  # buckets each end with a partial batch

@@ -56,6 +56,8 @@ def cmd_evaluate_lm(args):
         mode=args.mode or run_config.mode,
         batch_size=args.batch_size or run_config.eval_batch_size,
         sequence_length=args.sequence_length or run_config.sequence_length,
+        # A progress bar on a terminal; piped stdout stays one JSON document.
+        verbose=1 if sys.stdout.isatty() else 0,
     )
     print(json.dumps(result, indent=2))
 

@@ -161,13 +161,16 @@ def load_language_model(run_dir):
     return keras.saving.load_model(path, safe_mode=True)
 
 
-def evaluate_language_model(lm, path, encoding="utf-8", mode="stream", batch_size=10, sequence_length=35):
-    """Perplexity of `lm` on a text file; returns a dict with perplexity and tokens."""
+def evaluate_language_model(lm, path, encoding="utf-8", mode="stream", batch_size=10, sequence_length=35, verbose=0):
+    """Perplexity of `lm` on a text file; returns a dict with perplexity and tokens.
+
+    `verbose=1` shows a Keras progress bar (on stdout).
+    """
     lines = read_lines(path, encoding)
     if mode == "stream":
         data = lm_stream_dataset(lm.tokenizer, lines, batch_size, sequence_length, keep_last=True)
     else:
         data = lm_sentence_dataset(lm.tokenizer, lines, batch_size)
     lm.compile(carry_state=mode == "stream")
-    result = lm.evaluate(data, return_dict=True, verbose=0)
+    result = lm.evaluate(data, return_dict=True, verbose=verbose)
     return {"file": path, "perplexity": result["perplexity"], "loss": result["loss"], "tokens": count_tokens(data)}

@@ -61,7 +61,8 @@ class TimeBudget(keras.callbacks.Callback):
         now = time.monotonic()
         self.longest = max(self.longest, now - self.last)
         self.last = now
-        if now - self.start + self.longest > self.minutes * 60:
+        last_epoch = epoch + 1 >= self.params.get("epochs", float("inf"))
+        if not last_epoch and now - self.start + self.longest > self.minutes * 60:
             logger.info("time budget: %.1f of %.1f min used, another epoch would not fit; stopping after epoch %d",
                         (now - self.start) / 60, self.minutes, epoch + 1)
             self.model.stop_training = True

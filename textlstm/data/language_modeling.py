@@ -5,7 +5,10 @@ Two layouts, one contract: each element is `(x, y, sample_weight)` with
 `sample_weight` is 0 on padding, so padded positions never count.
 """
 
+import bisect
+import collections
 import logging
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -134,6 +137,11 @@ def lm_sentence_dataset(tokenizer, lines, batch_size, max_length=200, shuffle=Fa
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         padding_values=PAD_ID,
     )
+    # Each bucket ends with one partial batch; declaring the count gives Keras
+    # a progress-bar total (and no "ran out of data" warning).
+    bucket_sizes = collections.Counter(bisect.bisect_right(boundaries, len(ids)) for ids in sequences)
+    num_batches = sum(math.ceil(n / batch_size) for n in bucket_sizes.values())
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
 
     def split(ids):  # (batch, time + 1) -> x, y (batch, time), weight
         x, y = ids[:, :-1], ids[:, 1:]
