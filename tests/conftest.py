@@ -35,6 +35,16 @@ def ptb_lines(ptb_dir):
 
 
 @pytest.fixture(scope="session")
+def ptb_tfds_dir(tmp_path_factory, ptb_dir):
+    """A TFDS data_dir with textlstm_ptb prepared from ../shared/data/ptb (a few seconds, offline)."""
+    from textlstm.data import load_builder
+
+    data_dir = tmp_path_factory.mktemp("tensorflow_datasets")
+    load_builder("textlstm_ptb", str(data_dir), manual_dir=str(ptb_dir))
+    return data_dir
+
+
+@pytest.fixture(scope="session")
 def sst_lines(shared_data):
     """Raw sentences (no <unk>, some non-ASCII) from SST-2, label stripped."""
     from textlstm.data import read_lines

@@ -25,6 +25,7 @@ def test_unknown_key_names_key_and_valid_keys():
         ({"sampled_softmax": -1}, r"`sampled_softmax` must not be negative, received -1"),
         ({"mode": "windows"}, r"`mode` must be one of .*'windows'"),
         ({"dropout": 1.5}, r"`dropout` must be in \[0, 1\), received 1.5"),
+        ({"tfds_splits": "train,test"}, r"`tfds_splits` must name three .*received 'train,test'"),
     ],
 )
 def test_bad_values_name_field_and_value(values, message):

@@ -34,6 +34,11 @@ class LanguageModelConfig:
     encoding: str = "utf-8"  # PTB and most corpora; MR polarity needs latin-1.
     max_train_lines: int = 0  # 0 = all; a slice keeps tests and smoke runs fast.
     max_eval_lines: int = 0  # 0 = all; same, for the validation and test files.
+    tfds_name: str = ""  # Read a TFDS dataset instead of the three files ("textlstm_ptb", or a stock name prepared offline); "" = the files.
+    tfds_splits: str = "train,validation,test"  # Its train, validation and test splits, in that order (lm1b has no validation: "train,test,test").
+    tfds_data_dir: str = "~/tensorflow_datasets"  # Where TFDS keeps prepared datasets; nothing is ever downloaded.
+    tfds_manual_dir: str = ""  # textlstm's own builders prepare from here (e.g. ../shared/data/ptb).
+    tfds_text_key: str = "text"  # The feature holding the text.
 
     # Tokenizer.
     tokenizer: str = "word"  # "word" for pre-tokenised PTB; "unigram"/"bpe" = SentencePiece.
@@ -158,6 +163,12 @@ def validate(config, source="config"):
             raise ValueError(f"{source}: field `{f.name}` must be positive, received {value!r}.")
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise ValueError(f"{source}: field `{f.name}` must not be negative, received {value!r}.")
+    splits = getattr(config, "tfds_splits", None)
+    if splits is not None and (len(splits.split(",")) != 3 or not all(part.strip() for part in splits.split(","))):
+        raise ValueError(
+            f"{source}: field `tfds_splits` must name three comma-separated splits "
+            f"(train,validation,test), received {splits!r}."
+        )
     if getattr(config, "dropout", 0.0) >= 1.0:
         raise ValueError(f"{source}: field `dropout` must be in [0, 1), received {config.dropout!r}.")
     if getattr(config, "tie_weights", False) and config.embedding_dim != config.hidden_dim:

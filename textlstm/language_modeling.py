@@ -15,7 +15,7 @@ import keras
 
 from textlstm import training
 from textlstm.config import save_config
-from textlstm.data import lm_sentence_dataset, lm_stream_dataset, read_lines
+from textlstm.data import lm_sentence_dataset, lm_stream_dataset, read_lines, tfds_lines
 from textlstm.models import LanguageModel, LSTMBackbone
 from textlstm.reports import plot_curves
 from textlstm.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
@@ -38,6 +38,19 @@ def prepare_run_dir(config):
         shutil.rmtree(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     return run_dir
+
+
+def read_corpus(config):
+    """The train, validation and test lines of a run: its text files, or `config.tfds_name`."""
+    sizes = (config.max_train_lines, config.max_eval_lines, config.max_eval_lines)
+    if config.tfds_name:
+        return tuple(
+            tfds_lines(config.tfds_name, split.strip(), data_dir=config.tfds_data_dir,
+                       manual_dir=config.tfds_manual_dir or None, text_key=config.tfds_text_key, max_lines=size)
+            for split, size in zip(config.tfds_splits.split(","), sizes)
+        )
+    files = (config.train_file, config.valid_file, config.test_file)
+    return tuple(read_lines(path, config.encoding, max_lines=size) for path, size in zip(files, sizes))
 
 
 def make_datasets(config, tokenizer, lines):
@@ -80,9 +93,7 @@ def train_language_model(config):
     save_config(config, os.path.join(run_dir, "config.json"))
     keras.utils.set_random_seed(config.seed)
 
-    train_lines = read_lines(config.train_file, config.encoding, max_lines=config.max_train_lines)
-    valid_lines = read_lines(config.valid_file, config.encoding, max_lines=config.max_eval_lines)
-    test_lines = read_lines(config.test_file, config.encoding, max_lines=config.max_eval_lines)
+    train_lines, valid_lines, test_lines = read_corpus(config)
 
     tokenizer_dir = os.path.join(run_dir, "tokenizer")
     if os.path.exists(os.path.join(tokenizer_dir, "config.json")):

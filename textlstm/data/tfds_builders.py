@@ -77,6 +77,8 @@ def load_builder(name, data_dir, manual_dir=None):
 def tfds_lines(name, split, data_dir="~/tensorflow_datasets", manual_dir=None, text_key="text", max_lines=0):
     """The `text_key` feature of a TFDS split as a list of non-empty strings."""
     builder = load_builder(name, data_dir, manual_dir)
+    if split not in builder.info.splits:
+        raise ValueError(f"`split` {split!r} is not a split of TFDS {name!r}; it has {sorted(builder.info.splits)}.")
     dataset = builder.as_dataset(split=split)
     lines = []
     for example in dataset.as_numpy_iterator():

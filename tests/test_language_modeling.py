@@ -1,0 +1,39 @@
+"""The language-model recipe's pieces: where a run reads its corpus, and how it treats its run directory."""
+
+import pytest
+
+from textlstm.config import LanguageModelConfig, config_from_dict
+from textlstm.language_modeling import FINISHED_MARKER, prepare_run_dir, read_corpus
+
+
+def test_corpus_from_tfds_equals_the_text_files(ptb_tfds_dir, ptb_dir):
+    sizes = {"max_train_lines": 50, "max_eval_lines": 20}
+    files = config_from_dict(LanguageModelConfig, {
+        "train_file": str(ptb_dir / "ptb.train.txt"), "valid_file": str(ptb_dir / "ptb.valid.txt"),
+        "test_file": str(ptb_dir / "ptb.test.txt"), **sizes})
+    tfds = config_from_dict(LanguageModelConfig, {"tfds_name": "textlstm_ptb", "tfds_data_dir": str(ptb_tfds_dir),
+                                                  **sizes})
+    from_files, from_tfds = read_corpus(files), read_corpus(tfds)
+    assert [len(lines) for lines in from_tfds] == [50, 20, 20]
+    assert from_tfds == from_files
+
+
+def test_finished_run_is_kept_unless_overwrite(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / FINISHED_MARKER).write_text("{}")
+    (run_dir / "model.keras").write_text("weights")
+    config = config_from_dict(LanguageModelConfig, {"run_dir": str(run_dir)})
+    with pytest.raises(FileExistsError, match="holds a finished run .*overwrite=true"):
+        prepare_run_dir(config)
+    assert (run_dir / "model.keras").read_text() == "weights"
+    config.overwrite = True
+    prepare_run_dir(config)
+    assert run_dir.is_dir() and not (run_dir / "model.keras").exists()
+
+
+def test_unfinished_run_dir_is_reused_for_resuming(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "backup").mkdir(parents=True)
+    prepare_run_dir(config_from_dict(LanguageModelConfig, {"run_dir": str(run_dir)}))
+    assert (run_dir / "backup").is_dir()  # BackupAndRestore state survives the re-run
