@@ -1,9 +1,12 @@
 """The language-model recipe's pieces: where a run reads its corpus, and how it treats its run directory."""
 
+import math
+
 import pytest
 
 from textlstm.config import LanguageModelConfig, config_from_dict
-from textlstm.language_modeling import FINISHED_MARKER, prepare_run_dir, read_corpus
+from textlstm.language_modeling import FINISHED_MARKER, prepare_run_dir, read_corpus, word_perplexity
+from textlstm.tokenizers import train_tokenizer
 
 
 def test_corpus_from_tfds_equals_the_text_files(ptb_tfds_dir, ptb_dir):
@@ -37,3 +40,13 @@ def test_unfinished_run_dir_is_reused_for_resuming(tmp_path):
     (run_dir / "backup").mkdir(parents=True)
     prepare_run_dir(config_from_dict(LanguageModelConfig, {"run_dir": str(run_dir)}))
     assert (run_dir / "backup").is_dir()  # BackupAndRestore state survives the re-run
+
+
+def test_word_perplexity_rescales_subword_loss_by_tokens_per_word(ptb_lines, word_tokenizer):
+    lines = ptb_lines[:200]
+    assert word_perplexity(1.5, word_tokenizer, lines) == pytest.approx(math.exp(1.5))  # one token a word
+    bpe = train_tokenizer("bpe", ptb_lines, vocabulary_size=500)
+    tokens = sum(len(ids) for ids in bpe.tokenize(lines).to_list()) + len(lines)  # + each line's </s>
+    words = sum(len(line.split()) for line in lines) + len(lines)
+    assert tokens > 1.2 * words  # a 500-piece BPE splits many PTB words
+    assert word_perplexity(1.5, bpe, lines) == pytest.approx(math.exp(1.5 * tokens / words))

@@ -31,6 +31,8 @@ def cmd_train_lm(args):
     print(f"run directory: {config.run_dir}")
     print(f"validation perplexity: {metrics['valid_perplexity']:.2f} ({metrics['valid_tokens']} tokens)")
     print(f"test perplexity:       {metrics['test_perplexity']:.2f} ({metrics['test_tokens']} tokens)")
+    if config.tokenizer != "word":
+        print(f"per word: validation {metrics['valid_word_perplexity']:.2f}, test {metrics['test_word_perplexity']:.2f}")
     if metrics["seconds_per_epoch"]:
         print(f"training: {metrics['epochs']} epochs, {metrics['seconds_per_epoch']:.0f} s/epoch, "
               f"{metrics['train_tokens_per_second']:.0f} tokens/s")

@@ -7,6 +7,7 @@
 """
 
 import logging
+import math
 import os
 import shutil
 import time
@@ -15,7 +16,7 @@ import keras
 
 from textlstm import training
 from textlstm.config import save_config
-from textlstm.data import lm_sentence_dataset, lm_stream_dataset, read_lines, tfds_lines
+from textlstm.data import encode_lines, lm_sentence_dataset, lm_stream_dataset, read_lines, tfds_lines
 from textlstm.models import LanguageModel, LSTMBackbone
 from textlstm.reports import plot_curves
 from textlstm.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
@@ -81,6 +82,18 @@ def build_language_model(config, tokenizer):
 
 def count_tokens(dataset):
     return int(sum(float(w.numpy().sum()) for _, _, w in dataset))
+
+
+def word_perplexity(loss, tokenizer, lines):
+    """Per-word perplexity from a per-token loss, so subword and word models compare.
+
+    exp(loss * tokens / words), with whitespace words and each line's `</s>`
+    counted once on both sides (Mielke 2019, "Can you compare perplexity
+    across different segmentations?"). Equals exp(loss) for a word tokenizer.
+    """
+    tokens = sum(len(ids) for ids in encode_lines(tokenizer, lines))
+    words = sum(len(line.split()) + 1 for line in lines)
+    return math.exp(loss * tokens / words)
 
 
 def train_language_model(config):
@@ -149,6 +162,8 @@ def train_language_model(config):
     metrics = {
         "valid_perplexity": valid["perplexity"],
         "test_perplexity": test["perplexity"],
+        "valid_word_perplexity": word_perplexity(valid["loss"], tokenizer, valid_lines),
+        "test_word_perplexity": word_perplexity(test["loss"], tokenizer, test_lines),
         "valid_tokens": count_tokens(valid_data),
         "test_tokens": count_tokens(test_data),
         "train_tokens_per_epoch": train_tokens,
@@ -184,4 +199,5 @@ def evaluate_language_model(lm, path, encoding="utf-8", mode="stream", batch_siz
         data = lm_sentence_dataset(lm.tokenizer, lines, batch_size)
     lm.compile(carry_state=mode == "stream")
     result = lm.evaluate(data, return_dict=True, verbose=verbose)
-    return {"file": path, "perplexity": result["perplexity"], "loss": result["loss"], "tokens": count_tokens(data)}
+    return {"file": path, "perplexity": result["perplexity"], "loss": result["loss"], "tokens": count_tokens(data),
+            "word_perplexity": word_perplexity(result["loss"], lm.tokenizer, lines)}
