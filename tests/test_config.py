@@ -26,6 +26,10 @@ def test_unknown_key_names_key_and_valid_keys():
         ({"mode": "windows"}, r"`mode` must be one of .*'windows'"),
         ({"dropout": 1.5}, r"`dropout` must be in \[0, 1\), received 1.5"),
         ({"tfds_splits": "train,test"}, r"`tfds_splits` must name three .*received 'train,test'"),
+        ({"lr_decay_start_epoch": 0}, r"`lr_decay_start_epoch` must be positive, received 0"),
+        ({"lr_decay_factor": 0}, r"`lr_decay_factor` must be in \(0, 1\], received 0.0"),
+        ({"sampled_softmax": 20000}, r"`sampled_softmax` must be below vocabulary_size=10002, received 20000"),
+        ({"jit_compile": "true", "sampled_softmax": 64}, r"`jit_compile=true` cannot compile `sampled_softmax=64`"),
     ],
 )
 def test_bad_values_name_field_and_value(values, message):

@@ -46,7 +46,7 @@ def test_stream_appends_eos_per_line():
 
 
 def test_sentence_mode_right_padding_and_masks():
-    lines = ["a b c", "a", "b c", "a b c a b c"]
+    lines = ["a b c", "", "a", "   ", "b c", "a b c a b c"]
     tokenizer = WordTokenizer.from_texts(lines)
     batches = list(lm_sentence_dataset(tokenizer, lines, batch_size=4).as_numpy_iterator())
     seen = 0
@@ -59,7 +59,7 @@ def test_sentence_mode_right_padding_and_masks():
             assert row_y[n - 1] == EOS_ID
             assert (row_y[n:] == 0).all() and (row_w[n:] == 0).all()  # padding only on the right
             assert (row_y[:n] != 0).all()
-    assert seen == len(lines)
+    assert seen == 4  # the blank lines became no sequence at all
 
 
 def test_sentence_mode_declares_its_number_of_batches(ptb_lines):
@@ -69,3 +69,16 @@ def test_sentence_mode_declares_its_number_of_batches(ptb_lines):
     counted = sum(1 for _ in dataset)
     assert int(dataset.cardinality()) == counted
     assert counted > len(lines) // 16  # buckets each end with a partial batch
+
+
+def test_stream_skips_blank_lines_and_names_its_source_in_errors():
+    tokenizer = WordTokenizer.from_texts(["a b", "c"])
+    dataset = lm_stream_dataset(tokenizer, ["a b", "", "c", " "] * 10, batch_size=2, sequence_length=4)
+    # 50 tokens (a b </s> c </s>, ten times) -> 2 rows of 25 -> 24 targets a row, 6 full windows of 4
+    assert int(sum(w.numpy().sum() for _, _, w in dataset)) == 2 * 24
+    with pytest.raises(ValueError, match=r"valid.txt: no non-empty lines to model \(received 2 lines\)"):
+        lm_stream_dataset(tokenizer, ["", "  "], batch_size=2, sequence_length=4, source="valid.txt")
+    with pytest.raises(ValueError, match=r"test.txt: stream of \d+ steps per row is shorter than sequence_length=35"):
+        lm_stream_dataset(tokenizer, ["a b c"] * 3, batch_size=2, sequence_length=35, source="test.txt")
+    with pytest.raises(ValueError, match=r"train.txt: no non-empty lines"):
+        lm_sentence_dataset(tokenizer, [""], batch_size=2, source="train.txt")

@@ -49,3 +49,26 @@ def test_exported_scorer_reloads_with_only_tensorflow(tmp_path, ptb_lines, word_
 
     with pytest.raises(FileExistsError, match="never overwritten"):
         export_scorer(lm, export_dir)
+
+
+def test_export_after_training_with_carried_state(tmp_path, ptb_lines, word_tokenizer):
+    """fit/evaluate create the carried-state variables; the export must neither save nor trip on them."""
+    import tensorflow as tf
+
+    from textlstm.data import lm_stream_dataset
+
+    keras.utils.set_random_seed(0)
+    lm = LanguageModel(LSTMBackbone(word_tokenizer.vocabulary_size(), embedding_dim=16, hidden_dim=16, num_layers=1),
+                       tokenizer=word_tokenizer)
+    lm.compile("sgd", carry_state=True)
+    data = lm_stream_dataset(word_tokenizer, ptb_lines[:200], batch_size=4, sequence_length=10)
+    lm.fit(data, epochs=1, verbose=0)
+    lm.evaluate(data, verbose=0)
+    export_dir = str(tmp_path / "lm" / "1")
+    export_scorer(lm, export_dir)
+
+    texts = ["the company said it would", "shares rose"]
+    served = tf.saved_model.load(export_dir).signatures["serving_default"](texts=tf.constant(texts))
+    for row, scores in enumerate(lm.score(texts)):  # the caller's model still scores after the export
+        n = int(served["lengths"][row])
+        np.testing.assert_allclose(served["log_probs"][row][:n].numpy(), scores.log_probs, rtol=1e-5, atol=1e-6)

@@ -54,6 +54,12 @@ def test_sentencepiece_from_texts_round_trip(sst_lines, model_type):
     assert tokenizer.detokenize(tokenizer.tokenize(["a ☃ b"])).numpy()[0].decode() == "a <unk> b"
 
 
+def test_sentencepiece_from_a_generator_equals_from_a_list(ptb_lines):
+    from_list = train_sentencepiece(texts=ptb_lines, vocabulary_size=300)
+    from_generator = train_sentencepiece(texts=(line for line in ptb_lines), vocabulary_size=300)
+    assert from_generator.proto == from_list.proto  # a one-pass iterator gives the same model
+
+
 def test_sentencepiece_from_files(ptb_dir):
     tokenizer = train_sentencepiece(files=[str(ptb_dir / "ptb.valid.txt")], vocabulary_size=300, model_type="bpe")
     assert tokenizer.vocabulary_size() == 300

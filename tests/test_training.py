@@ -18,6 +18,7 @@ def test_resolve_jit_compile_on_cpu():
     assert training.resolve_jit_compile("auto", sampled_softmax=0, hidden_dim=200) is True  # measured faster
     assert training.resolve_jit_compile("auto", sampled_softmax=0, hidden_dim=650) is False  # measured slower
     assert training.resolve_jit_compile("auto", sampled_softmax=1024) is False  # XLA cannot compile the sampler
+    assert training.resolve_jit_compile("auto", sampled_softmax=0, mode="sentence") is False  # a shape per bucket
 
 
 def test_optimizer_clips_by_default():
@@ -55,6 +56,9 @@ def test_standard_callbacks_resume_after_a_crash(tmp_path):
     model = _tiny_model()
     with pytest.raises(RuntimeError, match="simulated crash"):
         model.fit(x, y, validation_data=(x, y), epochs=4, verbose=0, callbacks=callbacks() + [_Crash()])
+    checkpoint, = [c for c in callbacks() if isinstance(c, keras.callbacks.ModelCheckpoint)]
+    # Only an epoch better than the two before the crash may replace the best checkpoint.
+    assert checkpoint.best == min(row["val_loss"] for row in training.read_history(run_dir))
     resumed = _tiny_model().fit(x, y, validation_data=(x, y), epochs=4, verbose=0, callbacks=callbacks())
     assert len(resumed.history["loss"]) == 2  # epochs 3 and 4 only: 1 and 2 came from the backup
     history = training.read_history(run_dir)
@@ -62,3 +66,12 @@ def test_standard_callbacks_resume_after_a_crash(tmp_path):
     assert all("train_seconds" in row for row in history)
     assert os.path.exists(os.path.join(run_dir, "checkpoints", "best.weights.h5"))
     assert os.listdir(os.path.join(run_dir, "logs"))
+
+
+def test_a_fresh_start_does_not_repeat_an_earlier_attempts_history(tmp_path):
+    run_dir = str(tmp_path)
+    x, y = np.zeros((8, 4)), np.zeros((8, 1))
+    for _ in range(2):  # the second run finds no backup (the first finished fit), so starts over
+        callbacks = training.standard_callbacks(run_dir, learning_rate=0.01, early_stopping_patience=0)
+        _tiny_model().fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=callbacks)
+    assert [row["epoch"] for row in training.read_history(run_dir)] == [0, 1]

@@ -76,7 +76,8 @@ def cmd_generate(args):
 def cmd_score(args):
     texts = list(args.texts)
     if args.file:
-        texts += read_lines(args.file, args.encoding)
+        encoding = args.encoding or load_config(LanguageModelConfig, os.path.join(args.run_dir, "config.json")).encoding
+        texts += read_lines(args.file, encoding)
     if not texts:
         raise ValueError("score: give texts as arguments or --file; received neither.")
     lm = load_language_model(args.run_dir)
@@ -151,7 +152,7 @@ def build_parser():
     p.add_argument("--run-dir", required=True)
     p.add_argument("texts", nargs="*", help="texts to score")
     p.add_argument("--file", help="score every line of this file too")
-    p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--encoding", help="of --file (default: the run's config)")
     p.add_argument("--format", choices=("table", "jsonl"), default="table")
     p.set_defaults(func=cmd_score)
 

@@ -93,7 +93,7 @@ _CHOICES = {
 _POSITIVE = {
     "vocabulary_size", "batch_size", "eval_batch_size", "sequence_length",
     "embedding_dim", "hidden_dim", "num_layers", "epochs", "learning_rate",
-    "sample_length", "min_count",
+    "sample_length", "min_count", "lr_decay_start_epoch",
 }
 
 
@@ -169,6 +169,19 @@ def validate(config, source="config"):
             f"{source}: field `tfds_splits` must name three comma-separated splits "
             f"(train,validation,test), received {splits!r}."
         )
+    if not 0.0 < getattr(config, "lr_decay_factor", 0.5) <= 1.0:
+        raise ValueError(f"{source}: field `lr_decay_factor` must be in (0, 1], received {config.lr_decay_factor!r}.")
+    sampled = getattr(config, "sampled_softmax", 0)
+    if sampled and sampled >= config.vocabulary_size:
+        raise ValueError(
+            f"{source}: field `sampled_softmax` must be below vocabulary_size={config.vocabulary_size}, "
+            f"received {sampled!r}."
+        )
+    if sampled and getattr(config, "jit_compile", "auto") == "true":
+        raise ValueError(
+            f"{source}: field `jit_compile=true` cannot compile `sampled_softmax={sampled}` (XLA has no kernel "
+            f"for TF's candidate sampler); set sampled_softmax=0 or jit_compile to auto or false."
+        )
     if getattr(config, "dropout", 0.0) >= 1.0:
         raise ValueError(f"{source}: field `dropout` must be in [0, 1), received {config.dropout!r}.")
     if getattr(config, "tie_weights", False) and config.embedding_dim != config.hidden_dim:
@@ -195,7 +208,10 @@ def load_config(config_class, path=None, overrides=None):
     source = "defaults"
     if path:
         if not os.path.exists(path):
-            raise FileNotFoundError(f"config file not found: {path}")
+            raise FileNotFoundError(
+                f"config file not found: {path} (the shipped configs are in configs/ of a textlstm "
+                f"source checkout, installed with `pip install -e .`; pass --config PATH)"
+            )
         with open(path, encoding="utf-8") as f:
             try:
                 values = json.load(f)

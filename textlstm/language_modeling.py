@@ -41,6 +41,13 @@ def prepare_run_dir(config):
     return run_dir
 
 
+def corpus_sources(config):
+    """Names of the train, validation and test data, as errors and logs give them."""
+    if config.tfds_name:
+        return tuple(f"TFDS {config.tfds_name}:{split.strip()}" for split in config.tfds_splits.split(","))
+    return config.train_file, config.valid_file, config.test_file
+
+
 def read_corpus(config):
     """The train, validation and test lines of a run: its text files, or `config.tfds_name`."""
     sizes = (config.max_train_lines, config.max_eval_lines, config.max_eval_lines)
@@ -50,21 +57,22 @@ def read_corpus(config):
                        manual_dir=config.tfds_manual_dir or None, text_key=config.tfds_text_key, max_lines=size)
             for split, size in zip(config.tfds_splits.split(","), sizes)
         )
-    files = (config.train_file, config.valid_file, config.test_file)
-    return tuple(read_lines(path, config.encoding, max_lines=size) for path, size in zip(files, sizes))
+    return tuple(read_lines(path, config.encoding, max_lines=size) for path, size in zip(corpus_sources(config), sizes))
 
 
-def make_datasets(config, tokenizer, lines):
-    """Train / eval datasets in the layout `config.mode` names."""
+def make_datasets(config, tokenizer, lines, source):
+    """The training dataset in the layout `config.mode` names."""
     if config.mode == "stream":
-        return lm_stream_dataset(tokenizer, lines, config.batch_size, config.sequence_length)
-    return lm_sentence_dataset(tokenizer, lines, config.batch_size, shuffle=True, seed=config.seed)
+        return lm_stream_dataset(tokenizer, lines, config.batch_size, config.sequence_length, source=source)
+    return lm_sentence_dataset(tokenizer, lines, config.batch_size, shuffle=True, seed=config.seed, source=source)
 
 
-def make_eval_dataset(config, tokenizer, lines):
+def make_eval_dataset(config, tokenizer, lines, source):
+    """An evaluation dataset: every token scored, in the layout `config.mode` names."""
     if config.mode == "stream":
-        return lm_stream_dataset(tokenizer, lines, config.eval_batch_size, config.sequence_length, keep_last=True)
-    return lm_sentence_dataset(tokenizer, lines, config.eval_batch_size)
+        return lm_stream_dataset(tokenizer, lines, config.eval_batch_size, config.sequence_length, keep_last=True,
+                                 source=source)
+    return lm_sentence_dataset(tokenizer, lines, config.eval_batch_size, source=source)
 
 
 def build_language_model(config, tokenizer):
@@ -116,9 +124,10 @@ def train_language_model(config):
         save_tokenizer(tokenizer, tokenizer_dir)
     logger.info("tokenizer: %s, %d tokens", config.tokenizer, tokenizer.vocabulary_size())
 
-    train_data = make_datasets(config, tokenizer, train_lines)
-    valid_data = make_eval_dataset(config, tokenizer, valid_lines)
-    test_data = make_eval_dataset(config, tokenizer, test_lines)
+    train_source, valid_source, test_source = corpus_sources(config)
+    train_data = make_datasets(config, tokenizer, train_lines, train_source)
+    valid_data = make_eval_dataset(config, tokenizer, valid_lines, valid_source)
+    test_data = make_eval_dataset(config, tokenizer, test_lines, test_source)
     train_tokens = count_tokens(train_data)
 
     lm = build_language_model(config, tokenizer)
@@ -126,7 +135,8 @@ def train_language_model(config):
         optimizer=training.make_optimizer(config.optimizer, config.learning_rate, config.clipnorm),
         carry_state=config.mode == "stream",
         sampled_softmax=config.sampled_softmax,
-        jit_compile=training.resolve_jit_compile(config.jit_compile, config.sampled_softmax, config.hidden_dim),
+        jit_compile=training.resolve_jit_compile(
+            config.jit_compile, config.sampled_softmax, config.hidden_dim, config.mode),
     )
     callbacks = training.standard_callbacks(
         run_dir,
@@ -194,9 +204,9 @@ def evaluate_language_model(lm, path, encoding="utf-8", mode="stream", batch_siz
     """
     lines = read_lines(path, encoding)
     if mode == "stream":
-        data = lm_stream_dataset(lm.tokenizer, lines, batch_size, sequence_length, keep_last=True)
+        data = lm_stream_dataset(lm.tokenizer, lines, batch_size, sequence_length, keep_last=True, source=path)
     else:
-        data = lm_sentence_dataset(lm.tokenizer, lines, batch_size)
+        data = lm_sentence_dataset(lm.tokenizer, lines, batch_size, source=path)
     lm.compile(carry_state=mode == "stream")
     result = lm.evaluate(data, return_dict=True, verbose=verbose)
     return {"file": path, "perplexity": result["perplexity"], "loss": result["loss"], "tokens": count_tokens(data),

@@ -102,7 +102,8 @@ def train_sentencepiece(
     Args:
         texts: an iterable of strings to train on.
         files: UTF-8 text files to train on, instead of `texts`.
-        vocabulary_size: int, total number of pieces, special tokens included.
+        vocabulary_size: int, the most pieces, special tokens included
+            (fewer when the text has fewer; `hard_vocab_limit=False`).
         model_type: "unigram" (Kudo 2018) or "bpe" (Sennrich et al. 2016).
         character_coverage: float, share of characters covered; 1.0 suits
             small alphabets such as English.

@@ -15,20 +15,20 @@ logger = logging.getLogger(__name__)
 XLA_MAX_HIDDEN_DIM = 256  # measured faster at 200, slower at 650 (BENCHMARKS.md); between: untested
 
 
-def resolve_jit_compile(setting, sampled_softmax=0, hidden_dim=200):
-    """"true"/"false" force XLA; "auto" follows BENCHMARKS.md ("XLA on CPU").
+def resolve_jit_compile(setting, sampled_softmax=0, hidden_dim=200, mode="stream"):
+    """"true"/"false" force XLA; "auto" turns it on only where it measured faster.
 
-    On CPU, for full-softmax training, XLA measured 1.7x faster with 2x200
-    LSTMs and 1.75x slower with 2x650, so "auto" turns it on up to
-    `XLA_MAX_HIDDEN_DIM`. It cannot compile TF's candidate sampler, so with
-    sampled softmax "auto" turns it off. Elsewhere "auto" is Keras's own
-    choice (on a GPU the cuDNN kernel, which XLA cannot compile, wins).
+    On CPU, for full-softmax training on fixed-shape BPTT windows, XLA
+    measured 1.7x faster with 2x200 LSTMs and 1.75x slower with 2x650
+    (BENCHMARKS.md), so "auto" turns it on up to `XLA_MAX_HIDDEN_DIM`.
+    It stays off with sampled softmax (XLA has no kernel for TF's candidate
+    sampler), in sentence mode (every bucket shape would compile again) and
+    on a GPU (the fused cuDNN kernel, which XLA cannot compile, is faster).
     """
     if setting in ("true", "false"):
         return setting == "true"
-    if tf.config.list_physical_devices("GPU"):
-        return "auto"
-    return not sampled_softmax and hidden_dim <= XLA_MAX_HIDDEN_DIM
+    on_cpu = not tf.config.list_physical_devices("GPU")
+    return on_cpu and mode == "stream" and not sampled_softmax and hidden_dim <= XLA_MAX_HIDDEN_DIM
 
 
 def make_optimizer(name, learning_rate, clipnorm):
@@ -103,20 +103,31 @@ def standard_callbacks(run_dir, learning_rate, monitor="val_loss", lr_schedule="
     - The learning-rate schedule: "epoch_decay" (LearningRateScheduler) or
       "plateau" (ReduceLROnPlateau on `monitor`); EarlyStopping on `monitor`.
     - TensorBoard (`run_dir/logs`) and a CSV log (`run_dir/history.csv`).
+
+    Resuming (a backup exists), the CSV log is continued and the best
+    checkpoint is only replaced by a better epoch; starting afresh, a CSV
+    log left by an earlier attempt is removed so no epoch is listed twice.
     """
+    backup_dir = os.path.join(run_dir, "backup")
+    history_path = os.path.join(run_dir, "history.csv")
+    resuming = os.path.isdir(backup_dir)
+    if not resuming and os.path.exists(history_path):
+        os.remove(history_path)
+    best_so_far = [row[monitor] for row in read_history(run_dir) if monitor in row]
     callbacks = [
         EpochTimer(),
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        keras.callbacks.BackupAndRestore(backup_dir),
         keras.callbacks.ModelCheckpoint(
             os.path.join(run_dir, "checkpoints", "best.weights.h5"),
             monitor=monitor, save_best_only=True, save_weights_only=True,
+            initial_value_threshold=min(best_so_far) if best_so_far else None,
         ),
         keras.callbacks.LearningRateScheduler(epoch_decay(learning_rate, lr_decay_factor, lr_decay_start_epoch))
         if lr_schedule == "epoch_decay" else
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=lr_decay_factor,
-                                          patience=lr_decay_patience, min_delta=1e-3, verbose=1),
+                                          patience=lr_decay_patience, min_delta=1e-3),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
-        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
+        keras.callbacks.CSVLogger(history_path, append=True),
     ]
     if early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping_patience))

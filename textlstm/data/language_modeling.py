@@ -110,20 +110,36 @@ def stream_windows(token_ids, batch_size, sequence_length, keep_last=False):
     )
 
 
-def lm_stream_dataset(tokenizer, lines, batch_size, sequence_length, keep_last=False):
-    """Lines -> one token stream (each line ending in `</s>`) -> BPTT windows."""
-    stream = np.concatenate(encode_lines(tokenizer, lines, add_bos=False, add_eos=True))
-    logger.info("stream of %d tokens in %d streams", len(stream), batch_size)
-    return stream_windows(stream, batch_size, sequence_length, keep_last=keep_last)
+def non_empty(lines, source):
+    """The lines with text in them; a ValueError naming `source` if none has."""
+    kept = [line for line in lines if line.strip()]
+    if not kept:
+        raise ValueError(f"{source}: no non-empty lines to model (received {len(lines)} lines).")
+    return kept
 
 
-def lm_sentence_dataset(tokenizer, lines, batch_size, max_length=200, shuffle=False, seed=None):
+def lm_stream_dataset(tokenizer, lines, batch_size, sequence_length, keep_last=False, source="lines"):
+    """Lines -> one token stream (each line ending in `</s>`) -> BPTT windows.
+
+    Blank lines are skipped; `source` (e.g. the file) names the data in errors.
+    """
+    stream = np.concatenate(encode_lines(tokenizer, non_empty(lines, source), add_bos=False, add_eos=True))
+    logger.info("%s: stream of %d tokens in %d streams", source, len(stream), batch_size)
+    try:
+        return stream_windows(stream, batch_size, sequence_length, keep_last=keep_last)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
+
+
+def lm_sentence_dataset(tokenizer, lines, batch_size, max_length=200, shuffle=False, seed=None, source="lines"):
     """One line a sequence, `<s> ... </s>`, right padded and bucketed by length.
 
-    Lines longer than `max_length` tokens are cut. Bucketing keeps padding
-    small; padding is always on the right (cuDNN's requirement), with
-    sample weight 0.
+    Blank lines are skipped, so no sequence is empty; lines longer than
+    `max_length` tokens are cut. Bucketing keeps padding small; padding is
+    always on the right (cuDNN's requirement), with sample weight 0.
+    `source` (e.g. the file) names the data in errors.
     """
+    lines = non_empty(lines, source)
     sequences = [ids[:max_length + 1] for ids in encode_lines(tokenizer, lines, add_bos=True)]
     dataset = tf.data.Dataset.from_generator(
         lambda: iter(sequences), output_signature=tf.TensorSpec([None], tf.int32)

@@ -23,6 +23,18 @@ class Perplexity(keras.metrics.Mean):
         return ops.exp(super().result())
 
 
+class CarriedStates:
+    """The recurrent state carried between BPTT windows: tf.Variables keyed by (phase, batch size).
+
+    fit/evaluate make them before tracing. A plain object, so neither Keras
+    nor TF tracking sees them: they are training bookkeeping, not weights,
+    and belong in neither `model.keras` nor an exported SavedModel.
+    """
+
+    def __init__(self):
+        self.variables = {}
+
+
 @dataclasses.dataclass
 class TokenScores:
     """Per-token scores of one text under a language model.
@@ -114,10 +126,7 @@ class LanguageModel(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.perplexity = Perplexity(name="perplexity")
         self(ops.zeros((1, 1), "int32"))  # build every weight now, as BackupAndRestore needs
-        # Carried state: tf.Variables keyed by (phase, batch size), made by
-        # fit/evaluate before tracing. Training bookkeeping, not weights: Keras
-        # does not save them in model.keras, and no export reads them.
-        self._carried = {}
+        self._carried = CarriedStates()
         self._score_function = None
 
     def build(self, input_shape):
@@ -197,7 +206,7 @@ class LanguageModel(keras.Model):
 
     def reset_carried_state(self, phase=None):
         """Zeroes the carried state of `phase` ("train" or "test"; None = both)."""
-        for (state_phase, _), variables in self._carried.items():
+        for (state_phase, _), variables in self._carried.variables.items():
             if phase in (None, state_phase):
                 for variable in variables:
                     variable.assign(tf.zeros_like(variable))
@@ -213,8 +222,8 @@ class LanguageModel(keras.Model):
                 f"`carry_state=True` needs a tf.data.Dataset with a fixed batch size (e.g. "
                 f"textlstm.data.stream_windows), received {type(data).__name__} with batch size {batch_size}."
             )
-        if (phase, batch_size) not in self._carried:
-            self._carried[(phase, batch_size)] = [
+        if (phase, batch_size) not in self._carried.variables:
+            self._carried.variables[(phase, batch_size)] = [
                 tf.Variable(tf.zeros((batch_size, self.backbone.hidden_dim)), trainable=False)
                 for _ in range(self.backbone.num_layers * self.backbone.states_per_layer)
             ]
@@ -222,14 +231,14 @@ class LanguageModel(keras.Model):
     def _read_carried(self, phase, x):
         if not self.carry_state:
             return None
-        variables = self._carried[(phase, x.shape[0])]
+        variables = self._carried.variables[(phase, x.shape[0])]
         per = self.backbone.states_per_layer
         return [[v.read_value() for v in variables[i : i + per]] for i in range(0, len(variables), per)]
 
     def _write_carried(self, phase, x, states):
         if self.carry_state:
             flat = [s for layer in states for s in layer]
-            for variable, value in zip(self._carried[(phase, x.shape[0])], flat):
+            for variable, value in zip(self._carried.variables[(phase, x.shape[0])], flat):
                 variable.assign(tf.stop_gradient(value))
 
     def _token_losses(self, hidden, targets, training):
