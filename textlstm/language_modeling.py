@@ -99,6 +99,7 @@ def word_perplexity(loss, tokenizer, lines):
     counted once on both sides (Mielke 2019, "Can you compare perplexity
     across different segmentations?"). Equals exp(loss) for a word tokenizer.
     """
+    lines = [line for line in lines if line.strip()]  # as the datasets skip them
     tokens = sum(len(ids) for ids in encode_lines(tokenizer, lines))
     words = sum(len(line.split()) + 1 for line in lines)
     return math.exp(loss * tokens / words)
