@@ -61,10 +61,9 @@ def export_scorer(language_model, export_dir):
         export_dir, format="tf_saved_model", input_signature=TEXT_SIGNATURE, verbose=False
     )
     # TF Text's SentencePiece op owns its resource through an eager kernel,
-    # which saving a SavedModel discards (see the TODO(b/318839908) on
-    # SentencepieceOp in tensorflow_text/python/ops/sentencepiece_tokenizer.py:
-    # a kernel-owned, not ref-counted, resource). Give the caller's model a
-    # fresh one, and retrace what captured the old one.
+    # not a ref-counted resource, and saving a SavedModel discards it (Google
+    # bug b/318839908, cited in tensorflow_text's sentencepiece_tokenizer.py):
+    # give the caller's model a fresh one, and retrace what captured the old one.
     if hasattr(language_model.tokenizer, "proto"):
         language_model.tokenizer.set_proto(language_model.tokenizer.proto)
         language_model.reset_compiled_functions()

@@ -17,6 +17,7 @@ import keras
 from textlstm import training
 from textlstm.config import save_config
 from textlstm.data import encode_lines, lm_sentence_dataset, lm_stream_dataset, read_lines, tfds_lines
+from textlstm.data.language_modeling import non_empty
 from textlstm.models import LanguageModel, LSTMBackbone
 from textlstm.reports import plot_curves
 from textlstm.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
@@ -99,7 +100,7 @@ def word_perplexity(loss, tokenizer, lines):
     counted once on both sides (Mielke 2019, "Can you compare perplexity
     across different segmentations?"). Equals exp(loss) for a word tokenizer.
     """
-    lines = [line for line in lines if line.strip()]  # as the datasets skip them
+    lines = non_empty(lines, "word_perplexity")  # the lines the datasets scored
     tokens = sum(len(ids) for ids in encode_lines(tokenizer, lines))
     words = sum(len(line.split()) + 1 for line in lines)
     return math.exp(loss * tokens / words)
