@@ -22,14 +22,14 @@ logger = logging.getLogger(__name__)
 def encode_lines(tokenizer, lines, add_bos=False, add_eos=True, batch_size=4096):
     """Tokenizes `lines` in batches; returns a list of int32 numpy arrays.
 
-    `<s>`/`</s>` are added per line as asked. Lines are tokenized in-graph
-    (the same ops an exported model runs), `batch_size` lines at a time.
+    `<s>`/`</s>` are added per line as asked. Lines are tokenized by the
+    tokenizer's own TF ops (the ops an exported model runs), `batch_size`
+    lines at a time; eagerly, as tracing them would cost more than it saves.
     """
     encoded = []
-    tokenize = tf.function(tokenizer.tokenize)
     starts = range(0, len(lines), batch_size)
     for start in tqdm(starts, desc="tokenizing", unit="batch", disable=None if len(starts) > 4 else True):
-        ragged = tokenize(tf.constant(lines[start : start + batch_size]))
+        ragged = tokenizer.tokenize(tf.constant(lines[start : start + batch_size]))
         for ids in ragged.numpy():
             ids = list(ids)
             encoded.append(
