@@ -66,10 +66,11 @@ def tiny_lm(word_tokenizer):
     import keras
 
     from textlstm.models import LanguageModel, LSTMBackbone
+    from textlstm.preprocessors import LanguageModelPreprocessor
 
     keras.utils.set_random_seed(0)
     backbone = LSTMBackbone(word_tokenizer.vocabulary_size(), embedding_dim=16, hidden_dim=16, num_layers=2)
-    return LanguageModel(backbone, tokenizer=word_tokenizer)
+    return LanguageModel(backbone, preprocessor=LanguageModelPreprocessor.for_mode(word_tokenizer, "stream"))
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ import pytest
 
 from textlstm.cli import build_parser, main
 
-SUBCOMMANDS = [["quickstart"], ["tokenizer", "train"], ["train", "lm"], ["evaluate", "lm"], ["generate"],
-               ["score"], ["export", "lm"]]
+SUBCOMMANDS = [["quickstart"], ["tokenizer", "train"], ["train", "lm"], ["train", "classifier"], ["evaluate", "lm"],
+               ["evaluate", "classifier"], ["generate"], ["score"], ["predict"], ["export", "lm"]]
 
 
 @pytest.mark.parametrize("words", SUBCOMMANDS)
@@ -30,8 +30,10 @@ def test_config_error_exits_2_and_names_the_key(capsys):
 
 def test_finished_run_is_not_overwritten(trained_run, capsys):
     before = (trained_run / "model.keras").read_bytes()
-    assert main(["train", "lm", f"run_dir={trained_run}"]) == 2
-    assert "holds a finished run" in capsys.readouterr().err
+    assert main(["train", "lm", "--run-dir", str(trained_run)]) == 2  # its own config: nothing more to do
+    assert "holds a finished run; raise epochs" in capsys.readouterr().err
+    assert main(["train", "lm", f"run_dir={trained_run}"]) == 2  # the default config: another model
+    assert "holds a run with another config (max_train_lines: 3000 -> 0" in capsys.readouterr().err
     assert (trained_run / "model.keras").read_bytes() == before
 
 

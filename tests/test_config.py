@@ -3,7 +3,16 @@ import pathlib
 
 import pytest
 
-from textlstm.config import LanguageModelConfig, config_from_dict, load_config, parse_overrides, save_config
+from textlstm.config import (
+    LanguageModelConfig,
+    SentimentConfig,
+    changed_fields,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    parse_overrides,
+)
+from textlstm.runs import write_json
 
 
 def test_defaults_are_valid_and_overrides_apply():
@@ -30,6 +39,13 @@ def test_unknown_key_names_key_and_valid_keys():
         ({"lr_decay_factor": 0}, r"`lr_decay_factor` must be in \(0, 1\], received 0.0"),
         ({"sampled_softmax": 20000}, r"`sampled_softmax` must be below vocabulary_size=10002, received 20000"),
         ({"jit_compile": "true", "sampled_softmax": 64}, r"`jit_compile=true` cannot compile `sampled_softmax=64`"),
+        ({"learning_rate": "nan"}, r"`learning_rate` must be finite, received nan"),
+        ({"clipnorm": "inf"}, r"`clipnorm` must be finite, received inf"),
+        ({"encoding": "utf-9"}, r"`encoding` must be a text encoding Python knows.*received 'utf-9'"),
+        ({"weight_decay": -0.1}, r"`weight_decay` must not be negative, received -0.1"),
+        ({"weight_decay_type": "l1"}, r"`weight_decay_type` must be one of \('decoupled', 'l2'\), received 'l1'"),
+        ({"recurrent_initializer": "zeros"}, r"`recurrent_initializer` must be one of .*received 'zeros'"),
+        ({"verbose": 3}, r"`verbose` must be one of \(0, 1, 2\), received 3"),
     ],
 )
 def test_bad_values_name_field_and_value(values, message):
@@ -42,7 +58,7 @@ def test_load_json_then_save_round_trip(tmp_path):
     path.write_text(json.dumps({"hidden_dim": 64, "embedding_dim": 64, "epochs": 2}))
     config = load_config(LanguageModelConfig, str(path), ["epochs=3"])
     assert (config.hidden_dim, config.epochs) == (64, 3)
-    save_config(config, str(tmp_path / "saved.json"))
+    write_json(config_to_dict(config), str(tmp_path / "saved.json"))
     assert load_config(LanguageModelConfig, str(tmp_path / "saved.json")) == config
 
 
@@ -63,10 +79,34 @@ def test_override_without_equals_is_rejected():
         parse_overrides(["epochs"])
 
 
-def test_shipped_configs_load():
+def test_shipped_configs_load_by_path_and_by_name():
     configs = pathlib.Path(__file__).resolve().parents[1] / "configs"
     for name in ("ptb_small", "ptb_medium", "ptb_quickstart"):
-        load_config(LanguageModelConfig, str(configs / f"{name}.json"))
+        assert load_config(LanguageModelConfig, str(configs / f"{name}.json")) == load_config(LanguageModelConfig, name)
+    for name in ("sst2_bilstm", "sst2_quickstart", "sst5_bilstm", "mr_bilstm"):
+        assert load_config(SentimentConfig, str(configs / f"{name}.json")) == load_config(SentimentConfig, name)
+    with pytest.raises(FileNotFoundError, match=r"nope.json .*shipped: .*ptb_small"):
+        load_config(LanguageModelConfig, "nope.json")
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"dataset": "imdb"}, r"`dataset` must be one of .*received 'imdb'"),
+    ({"pooling": "attention"}, r"`pooling` must be one of .*received 'attention'"),
+    ({"dataset": "mr"}, r"`cross_validation_folds` must be at least 2 for dataset='mr'"),
+    ({"cross_validation_folds": 1}, r"`cross_validation_folds` must be 0 or at least 2, received 1"),
+    ({"pretrained_backward_lm": "runs/back"}, r"`pretrained_backward_lm` needs `pretrained_lm`"),
+    ({"discriminative_lr_factor": 0.5}, r"`discriminative_lr_factor` must be in \[1.0, 100.0\], received 0.5"),
+])
+def test_sentiment_config_checks(values, message):
+    with pytest.raises(ValueError, match=message):
+        config_from_dict(SentimentConfig, values)
+
+
+def test_changed_fields_separates_continuable_ones():
+    old = config_to_dict(LanguageModelConfig())
+    new = config_from_dict(LanguageModelConfig, {"epochs": 39, "hidden_dim": 100, "embedding_dim": 100})
+    assert changed_fields(old, new, continuable=False) == ["embedding_dim", "hidden_dim"]
+    assert changed_fields(old, new, continuable=True) == ["epochs"]
 
 
 def test_tie_weights_needs_equal_sizes():

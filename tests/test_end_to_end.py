@@ -7,8 +7,9 @@ from collections import Counter
 
 import numpy as np
 
-from textlstm.data import encode_lines, read_lines
-from textlstm.language_modeling import load_language_model
+from textlstm.data import read_lines
+from textlstm.preprocessors import LanguageModelPreprocessor
+from textlstm.recipes.language_model import load_language_model
 from textlstm.tokenizers import load_tokenizer
 
 
@@ -23,14 +24,17 @@ def unigram_perplexity(train_ids, eval_ids, vocabulary_size):
 def test_trained_lm_beats_the_unigram_model_of_its_slice(trained_run, ptb_dir):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     tokenizer = load_tokenizer(str(trained_run / "tokenizer"))
-    train_ids = encode_lines(tokenizer, read_lines(str(ptb_dir / "ptb.train.txt"), max_lines=3000))
-    valid_ids = encode_lines(tokenizer, read_lines(str(ptb_dir / "ptb.valid.txt"), max_lines=400))
+    preprocessor = LanguageModelPreprocessor.for_mode(tokenizer, "stream")
+    train_ids = preprocessor.encode_lines(read_lines(str(ptb_dir / "ptb.train.txt"), max_lines=3000),
+                                          add_start_token=False)
+    valid_ids = preprocessor.encode_lines(read_lines(str(ptb_dir / "ptb.valid.txt"), max_lines=400),
+                                          add_start_token=False)
     unigram = unigram_perplexity(train_ids, valid_ids, tokenizer.vocabulary_size())
     assert metrics["valid_perplexity"] < 0.8 * unigram, (metrics["valid_perplexity"], unigram)
     assert metrics["test_perplexity"] < unigram
-    # Nearly every validation token is scored: trimming to a multiple of eval_batch_size (20) loses < 20,
-    # and the first token of each of the 20 rows is never a target.
-    assert 20 <= sum(len(ids) for ids in valid_ids) - metrics["valid_tokens"] < 40
+    # Nearly every validation token is scored: the stream opens with one </s> (the start token), trimming
+    # to a multiple of eval_batch_size (20) loses < 20, and the first token of each of the 20 rows is no target.
+    assert 19 <= sum(len(ids) for ids in valid_ids) - metrics["valid_tokens"] < 40
 
 
 def test_run_directory_is_complete_and_reloadable(trained_run):

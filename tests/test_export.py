@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from textlstm.export import export_scorer, next_version_dir
+from textlstm.preprocessors import LanguageModelPreprocessor
 from textlstm.models import LanguageModel, LSTMBackbone
 from textlstm.tokenizers import train_sentencepiece
 
@@ -33,7 +34,7 @@ def test_exported_scorer_reloads_with_only_tensorflow(tmp_path, ptb_lines, word_
     tokenizer = word_tokenizer if tokenizer_kind == "word" else train_sentencepiece(ptb_lines, vocabulary_size=300)
     keras.utils.set_random_seed(0)
     lm = LanguageModel(LSTMBackbone(tokenizer.vocabulary_size(), embedding_dim=16, hidden_dim=16, num_layers=2),
-                       tokenizer=tokenizer)
+                       preprocessor=LanguageModelPreprocessor.for_mode(tokenizer, "stream"))
     export_dir = next_version_dir(str(tmp_path), "lm")
     assert export_dir.endswith("lm/1")
     export_scorer(lm, export_dir)
@@ -55,13 +56,13 @@ def test_export_after_training_with_carried_state(tmp_path, ptb_lines, word_toke
     """fit/evaluate create the carried-state variables; the export must neither save nor trip on them."""
     import tensorflow as tf
 
-    from textlstm.data import lm_stream_dataset
+    from textlstm.data import stream_dataset
 
     keras.utils.set_random_seed(0)
     lm = LanguageModel(LSTMBackbone(word_tokenizer.vocabulary_size(), embedding_dim=16, hidden_dim=16, num_layers=1),
-                       tokenizer=word_tokenizer)
+                       preprocessor=LanguageModelPreprocessor.for_mode(word_tokenizer, "stream"))
     lm.compile("sgd", carry_state=True)
-    data = lm_stream_dataset(word_tokenizer, ptb_lines[:200], batch_size=4, sequence_length=10)
+    data = stream_dataset(lm.preprocessor, ptb_lines[:200], batch_size=4, sequence_length=10)
     lm.fit(data, epochs=1, verbose=0)
     lm.evaluate(data, verbose=0)
     export_dir = str(tmp_path / "lm" / "1")

@@ -7,14 +7,15 @@ import tensorflow as tf
 
 from textlstm.data import stream_windows
 from textlstm.models import LanguageModel, LSTMBackbone
-from textlstm.tokenizers import BOS_ID, EOS_ID
+from textlstm.preprocessors import LanguageModelPreprocessor
+from textlstm.tokenizers import EOS_ID
 
 
 def test_score_matches_log_softmax_of_logits(tiny_lm):
     scores = tiny_lm.score(["the company said", "n't"])
     first = scores[0]
     assert first.tokens == ["the", "company", "said", "</s>"]
-    ids = np.array([[BOS_ID] + first.token_ids])
+    ids = np.array([[EOS_ID] + first.token_ids])  # a stream-mode model reads </s> first
     log_probs = tf.nn.log_softmax(tiny_lm(ids[:, :-1])).numpy()[0]
     expected = [log_probs[t, i] for t, i in enumerate(first.token_ids)]
     np.testing.assert_allclose(first.log_probs, expected, rtol=1e-5)
@@ -104,7 +105,7 @@ def test_generate_samplers(tiny_lm):
 def test_generation_stops_at_eos(word_tokenizer):
     keras.utils.set_random_seed(4)
     lm = LanguageModel(LSTMBackbone(word_tokenizer.vocabulary_size(), embedding_dim=8, hidden_dim=8, num_layers=1),
-                       tokenizer=word_tokenizer)
+                       preprocessor=LanguageModelPreprocessor.for_mode(word_tokenizer, "stream"))
     lm.output_bias.assign(np.where(np.arange(lm.backbone.vocabulary_size) == EOS_ID, 50.0, 0.0))
     assert lm.generate(["the company"], max_length=10, sampler="greedy") == ["the company"]
 
@@ -113,7 +114,7 @@ def test_sentencepiece_lm_save_load_round_trip(tmp_path, ptb_lines):
     from textlstm.tokenizers import SentencePieceTokenizer, train_sentencepiece
 
     tokenizer = train_sentencepiece(ptb_lines, vocabulary_size=300, model_type="bpe")
-    lm = LanguageModel(LSTMBackbone(300, embedding_dim=8, hidden_dim=8, num_layers=1), tokenizer=tokenizer)
+    lm = LanguageModel(LSTMBackbone(300, embedding_dim=8, hidden_dim=8, num_layers=1), preprocessor=LanguageModelPreprocessor.for_mode(tokenizer, "stream"))
     lm.save(tmp_path / "spm_lm.keras")
     restored = keras.saving.load_model(tmp_path / "spm_lm.keras", safe_mode=True)
     assert isinstance(restored.tokenizer, SentencePieceTokenizer)
@@ -126,7 +127,7 @@ def test_sentencepiece_lm_save_load_round_trip(tmp_path, ptb_lines):
 def test_xla_trains_with_a_tokenizer_attached(word_tokenizer):
     keras.utils.set_random_seed(0)
     lm = LanguageModel(LSTMBackbone(word_tokenizer.vocabulary_size(), embedding_dim=8, hidden_dim=8, num_layers=1),
-                       tokenizer=word_tokenizer)
+                       preprocessor=LanguageModelPreprocessor.for_mode(word_tokenizer, "stream"))
     lm.compile("sgd", carry_state=True, jit_compile=True)
     assert lm.jit_compile is True  # the tokenizer's string ops never run in train_step
     x = np.random.RandomState(0).randint(4, word_tokenizer.vocabulary_size(), size=(3, 4, 6))

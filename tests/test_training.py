@@ -71,7 +71,7 @@ def test_standard_callbacks_resume_after_a_crash(tmp_path):
 def test_a_fresh_start_does_not_repeat_an_earlier_attempts_history(tmp_path):
     run_dir = str(tmp_path)
     x, y = np.zeros((8, 4)), np.zeros((8, 1))
-    for _ in range(2):  # the second run finds no backup (the first finished fit), so starts over
+    for _ in range(2):  # the second fit finds the kept backup at epoch 2 of 2: it trains nothing more
         callbacks = training.standard_callbacks(run_dir, learning_rate=0.01, early_stopping_patience=0)
         _tiny_model().fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=callbacks)
     assert [row["epoch"] for row in training.read_history(run_dir)] == [0, 1]

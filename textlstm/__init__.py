@@ -1,7 +1,7 @@
 """textlstm: LSTM text models on Keras 3 and TensorFlow.
 
-The public API: tokenizers, data pipelines, the shared LSTMBackbone and the
-task models on it, run configs and the training recipes.
+The public API: tokenizers, preprocessors, data pipelines, the shared
+LSTMBackbone and the task models on it, run configs and the recipes.
 """
 
 import os
@@ -9,13 +9,17 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out of the CLI
 
-from textlstm.config import LanguageModelConfig, load_config  # noqa: E402
-from textlstm.language_modeling import (  # noqa: E402
+from textlstm.config import LanguageModelConfig, RunConfig, SentimentConfig, load_config  # noqa: E402
+from textlstm.models import LanguageModel, LSTMBackbone, SentimentClassifier, TokenScores  # noqa: E402
+from textlstm.preprocessors import ClassifierPreprocessor, LanguageModelPreprocessor  # noqa: E402
+from textlstm.recipes import (  # noqa: E402
     evaluate_language_model,
+    load_classifier,
     load_language_model,
     train_language_model,
+    train_sentiment,
 )
-from textlstm.models import LanguageModel, LSTMBackbone, TokenScores  # noqa: E402
+from textlstm.runs import RunDirectory  # noqa: E402
 from textlstm.tokenizers import (  # noqa: E402
     SentencePieceTokenizer,
     WordTokenizer,

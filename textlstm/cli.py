@@ -1,12 +1,16 @@
 """The `textlstm` command line: argparse subcommands over the public API.
 
-    textlstm quickstart                       train + evaluate the PTB quickstart model
-    textlstm tokenizer train --input F ...    train a SentencePiece or word tokenizer
-    textlstm train lm [--config C] [k=v ...]  train a language model into a run dir
-    textlstm evaluate lm --run-dir R --file F perplexity of a run's model on a file
-    textlstm generate --run-dir R --prompt P  continue prompts
-    textlstm score --run-dir R TEXT ...       per-token log-probs and surprisals
-    textlstm export lm --run-dir R --name N   SavedModel under saved_models/N/VERSION
+    textlstm quickstart                          PTB language model + a short SST-2 classifier
+    textlstm tokenizer train --input F ...       train a SentencePiece or word tokenizer
+    textlstm train lm [--config C] [k=v ...]     train a language model into a run dir
+    textlstm train lm --run-dir R epochs=N       resume or continue the run in R
+    textlstm train classifier [--config C] ...   train a sentiment classifier
+    textlstm evaluate lm --run-dir R --file F    perplexity of a run's model on a file
+    textlstm evaluate classifier --run-dir R --file F   accuracy, F1, report of a classifier
+    textlstm generate --run-dir R --prompt P     continue prompts
+    textlstm score --run-dir R TEXT ...          per-token log-probs and surprisals
+    textlstm predict --run-dir R TEXT ...        labels and probabilities of a classifier
+    textlstm export lm --run-dir R --name N      SavedModel under saved_models/N/VERSION
 """
 
 import argparse
@@ -15,18 +19,33 @@ import logging
 import os
 import sys
 
-from textlstm.config import LanguageModelConfig, load_config
+from textlstm.config import LanguageModelConfig, SentimentConfig, load_config
 from textlstm.data import read_lines
 from textlstm.export import export_scorer, next_version_dir
-from textlstm.language_modeling import evaluate_language_model, load_language_model, train_language_model
+from textlstm.recipes.language_model import evaluate_run, load_language_model, train_language_model
+from textlstm.recipes.sentiment import accuracy_summary, evaluate_classifier_run, load_classifier, train_sentiment
+from textlstm.runs import CONFIG_FILE
 from textlstm.tokenizers import save_tokenizer, train_tokenizer
 
-QUICKSTART_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                 "configs", "ptb_quickstart.json")
+
+def run_config(config_class, args):
+    """The config of a train command: `--run-dir` (that run's config.json) or `--config`, then overrides."""
+    if getattr(args, "run_dir", None):
+        if args.config:
+            raise ValueError("give --config or --run-dir, not both (--run-dir continues that run with its config).")
+        overrides = [f"run_dir={args.run_dir}", *args.overrides]
+        return load_config(config_class, os.path.join(args.run_dir, CONFIG_FILE), overrides)
+    return load_config(config_class, args.config, args.overrides)
+
+
+def cmd_quickstart(args):
+    cmd_train_lm(argparse.Namespace(config=args.config, run_dir=None, overrides=args.overrides))
+    print()
+    cmd_train_classifier(argparse.Namespace(config=args.classifier_config, run_dir=None, overrides=[]))
 
 
 def cmd_train_lm(args):
-    config = load_config(LanguageModelConfig, args.config, args.overrides)
+    config = run_config(LanguageModelConfig, args)
     metrics = train_language_model(config)
     print(f"run directory: {config.run_dir}")
     print(f"validation perplexity: {metrics['valid_perplexity']:.2f} ({metrics['valid_tokens']} tokens)")
@@ -48,20 +67,59 @@ def cmd_tokenizer_train(args):
     print(f"{args.kind} tokenizer of {tokenizer.vocabulary_size()} tokens written to {args.output}")
 
 
+def cmd_train_classifier(args):
+    config = run_config(SentimentConfig, args)
+    metrics = train_sentiment(config)
+    print(f"run directory: {config.run_dir}")
+    print(f"{config.dataset}: {accuracy_summary(metrics)}")
+    if "train_seconds" in metrics:
+        print(f"training: {metrics.get('epochs', '-')} epochs, {metrics['train_seconds']:.0f} s")
+    if not config.cross_validation_folds:
+        print(f"report: {os.path.join(config.run_dir, 'report.md')}")
+
+
 def cmd_evaluate_lm(args):
     # Unset options follow the run's own config, so the numbers match its metrics.json.
-    run_config = load_config(LanguageModelConfig, os.path.join(args.run_dir, "config.json"))
-    lm = load_language_model(args.run_dir)
-    result = evaluate_language_model(
-        lm, args.file,
-        encoding=args.encoding or run_config.encoding,
-        mode=args.mode or run_config.mode,
-        batch_size=args.batch_size or run_config.eval_batch_size,
-        sequence_length=args.sequence_length or run_config.sequence_length,
+    result = evaluate_run(
+        args.run_dir, args.file, encoding=args.encoding, mode=args.mode, batch_size=args.batch_size,
+        sequence_length=args.sequence_length,
         # A progress bar on a terminal; piped stdout stays one JSON document.
         verbose=1 if sys.stdout.isatty() else 0,
     )
     print(json.dumps(result, indent=2))
+
+
+def cmd_evaluate_classifier(args):
+    metrics = evaluate_classifier_run(args.run_dir, args.file, encoding=args.encoding, output_dir=args.output_dir)
+    low, high = metrics["accuracy_interval"]
+    print(json.dumps({"file": args.file, "accuracy": metrics["accuracy"], "accuracy_interval": [low, high],
+                      "macro_f1": metrics["macro_f1"], "examples": metrics["num_examples"],
+                      "majority_class_accuracy": metrics["majority_class_accuracy"]}, indent=2))
+
+
+def read_texts(args, config_class):
+    """The texts of a `score` / `predict` command: its arguments, then the lines of --file."""
+    texts = list(args.texts)
+    if args.file:
+        encoding = args.encoding or load_config(config_class, os.path.join(args.run_dir, CONFIG_FILE)).encoding
+        texts += read_lines(args.file, encoding)
+    if not texts:
+        raise ValueError(f"{args.command}: give texts as arguments or --file; received neither.")
+    return texts
+
+
+def cmd_predict(args):
+    texts = read_texts(args, SentimentConfig)
+    classifier = load_classifier(args.run_dir)
+    predictions = classifier.predict(texts)
+    names = classifier.label_names
+    for text, label, probabilities in zip(texts, predictions.labels, predictions.probabilities):
+        if args.format == "jsonl":
+            print(json.dumps({"text": text, "label": label,
+                              "probabilities": {n: float(p) for n, p in zip(names, probabilities)}}))
+        else:
+            shown = "  ".join(f"{n}={p:.3f}" for n, p in zip(names, probabilities))
+            print(f"{label}\t{shown}\t{text}")
 
 
 def cmd_generate(args):
@@ -74,12 +132,7 @@ def cmd_generate(args):
 
 
 def cmd_score(args):
-    texts = list(args.texts)
-    if args.file:
-        encoding = args.encoding or load_config(LanguageModelConfig, os.path.join(args.run_dir, "config.json")).encoding
-        texts += read_lines(args.file, encoding)
-    if not texts:
-        raise ValueError("score: give texts as arguments or --file; received neither.")
+    texts = read_texts(args, LanguageModelConfig)
     lm = load_language_model(args.run_dir)
     for scores in lm.score(texts):
         if args.format == "jsonl":
@@ -107,9 +160,10 @@ def build_parser():
         p.add_argument("--config", default=default, help="JSON config under configs/ (default: %(default)s)")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. epochs=2")
 
-    p = commands.add_parser("quickstart", help="train and evaluate the PTB quickstart language model")
-    add_config_args(p, QUICKSTART_CONFIG)
-    p.set_defaults(func=cmd_train_lm)
+    p = commands.add_parser("quickstart", help="train and evaluate the PTB quickstart LM, then a short SST-2 classifier")
+    add_config_args(p, "ptb_quickstart")
+    p.add_argument("--classifier-config", default="sst2_quickstart", help="the classifier's config (default: %(default)s)")
+    p.set_defaults(func=cmd_quickstart)
 
     tokenizer = commands.add_parser("tokenizer", help="tokenizer commands").add_subparsers(dest="action", required=True)
     p = tokenizer.add_parser("train", help="train a tokenizer on text files")
@@ -124,7 +178,12 @@ def build_parser():
     train = commands.add_parser("train", help="training commands").add_subparsers(dest="task", required=True)
     p = train.add_parser("lm", help="train a language model")
     add_config_args(p)
+    p.add_argument("--run-dir", help="resume or continue this run with its own config.json (overrides apply)")
     p.set_defaults(func=cmd_train_lm)
+    p = train.add_parser("classifier", help="train a sentiment classifier")
+    add_config_args(p, "sst2_bilstm")
+    p.add_argument("--run-dir", help="resume or continue this run with its own config.json (overrides apply)")
+    p.set_defaults(func=cmd_train_classifier)
 
     evaluate = commands.add_parser("evaluate", help="evaluation commands").add_subparsers(dest="task", required=True)
     p = evaluate.add_parser("lm", help="perplexity of a trained language model on a text file")
@@ -135,6 +194,12 @@ def build_parser():
     p.add_argument("--batch-size", type=int, help="default: the run's eval_batch_size")
     p.add_argument("--sequence-length", type=int, help="default: the run's config")
     p.set_defaults(func=cmd_evaluate_lm)
+    p = evaluate.add_parser("classifier", help="accuracy, macro-F1 and a report of a classifier on a labeled file")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--file", required=True, help="a .tsv with a header (sentence, label) or `<label> <text>` lines")
+    p.add_argument("--encoding", help="default: the run's config")
+    p.add_argument("--output-dir", help="report folder (default: RUN/evaluations/FILE_NAME/)")
+    p.set_defaults(func=cmd_evaluate_classifier)
 
     p = commands.add_parser("generate", help="generate text with a trained language model")
     p.add_argument("--run-dir", required=True)
@@ -155,6 +220,14 @@ def build_parser():
     p.add_argument("--encoding", help="of --file (default: the run's config)")
     p.add_argument("--format", choices=("table", "jsonl"), default="table")
     p.set_defaults(func=cmd_score)
+
+    p = commands.add_parser("predict", help="labels and probabilities from a trained classifier")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("texts", nargs="*", help="texts to classify")
+    p.add_argument("--file", help="classify every line of this file too")
+    p.add_argument("--encoding", help="of --file (default: the run's config)")
+    p.add_argument("--format", choices=("table", "jsonl"), default="table")
+    p.set_defaults(func=cmd_predict)
 
     export = commands.add_parser("export", help="export commands").add_subparsers(dest="task", required=True)
     p = export.add_parser("lm", help="export a raw-text scorer SavedModel")

@@ -1,4 +1,4 @@
-"""Run-level configuration: one dataclass per task, loaded from JSON, overridable.
+"""Run-level configuration: a base dataclass, one subclass per task.
 
 Architecture settings live on the Keras objects (their `get_config`); this
 module holds what a *run* needs: data paths, tokenizer choice, optimisation,
@@ -6,95 +6,228 @@ callbacks. A config is loaded from `configs/*.json`, overridden with
 `key=value` strings from the command line, validated, and saved as
 `config.json` in the run directory so the run can be reproduced and reloaded.
 
+Each field declares its constraint beside its default (`setting(default,
+Positive())`), with the reason for the default in a comment. Every float must
+be finite (NaN and inf are refused), and every check runs before a recipe
+deletes, trains or writes anything.
+
+Fields marked `continuable=True` may change when a run directory is run
+again (more epochs, a larger time budget, quieter logs); any other change
+alters the model, tokenizer or data, and a run directory refuses it.
+
 Example:
->>> from textlstm.config import LanguageModelConfig, load_config
 >>> config = load_config(LanguageModelConfig, None, ["hidden_dim=32", "embedding_dim=32", "epochs=1"])
 >>> config.hidden_dim, config.epochs
 (32, 1)
+>>> load_config(LanguageModelConfig, None, ["dropout=nan"])
+Traceback (most recent call last):
+...
+ValueError: defaults: field `dropout` must be finite, received nan.
 """
 
+import codecs
 import dataclasses
 import json
+import math
 import os
 import typing
 from dataclasses import dataclass
 
+# Constraints -------------------------------------------------------------------
+
+
+class Positive:
+    def check(self, value):
+        return None if value > 0 else "must be positive"
+
+
+class NonNegative:
+    def check(self, value):
+        return None if value >= 0 else "must not be negative"
+
+
+class Range:
+    """`low <= value <= high`; `low_open` / `high_open` make an end exclusive."""
+
+    def __init__(self, low, high, low_open=False, high_open=False):
+        self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
+
+    def check(self, value):
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        if above and below:
+            return None
+        return f"must be in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+
+
+class Choice:
+    def __init__(self, *choices):
+        self.choices = choices
+
+    def check(self, value):
+        return None if value in self.choices else f"must be one of {self.choices}"
+
+
+class Encoding:
+    """A codec Python knows (`codecs.lookup`)."""
+
+    def check(self, value):
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            return "must be a text encoding Python knows (e.g. 'utf-8', 'latin-1')"
+        return None
+
+
+def setting(default, *constraints, continuable=False):
+    """A config field: its default, its constraints and whether a continued run may change it."""
+    return dataclasses.field(default=default, metadata={"constraints": constraints, "continuable": continuable})
+
+
+INITIALIZERS = ("uniform", "glorot_uniform", "he_uniform", "orthogonal")
+
+
+# Configs -----------------------------------------------------------------------
+
 
 @dataclass
-class LanguageModelConfig:
-    """Everything one language-model run needs besides the code.
+class RunConfig:
+    """What every task's run needs besides its data. Each field carries the reason for its default."""
 
-    Each field carries the reason for its default.
-    """
-
-    # Data. Paths are resolved relative to the current directory.
-    train_file: str = "../shared/data/ptb/ptb.train.txt"
-    valid_file: str = "../shared/data/ptb/ptb.valid.txt"
-    test_file: str = "../shared/data/ptb/ptb.test.txt"
-    encoding: str = "utf-8"  # PTB and most corpora; MR polarity needs latin-1.
-    max_train_lines: int = 0  # 0 = all; a slice keeps tests and smoke runs fast.
-    max_eval_lines: int = 0  # 0 = all; same, for the validation and test files.
-    tfds_name: str = ""  # Read a TFDS dataset instead of the three files ("textlstm_ptb", or a stock name prepared offline); "" = the files.
-    tfds_splits: str = "train,validation,test"  # Its train, validation and test splits, in that order (lm1b has no validation: "train,test,test").
-    tfds_data_dir: str = "~/tensorflow_datasets"  # Where TFDS keeps prepared datasets; nothing is ever downloaded.
-    tfds_manual_dir: str = ""  # textlstm's own builders prepare from here (e.g. ../shared/data/ptb).
-    tfds_text_key: str = "text"  # The feature holding the text.
+    encoding: str = setting("utf-8", Encoding())  # PTB and most corpora; MR polarity needs latin-1.
+    max_train_lines: int = setting(0, NonNegative())  # 0 = all; a slice keeps tests and smoke runs fast.
 
     # Tokenizer.
-    tokenizer: str = "word"  # "word" for pre-tokenised PTB; "unigram"/"bpe" = SentencePiece.
-    vocabulary_size: int = 10002  # PTB (Mikolov et al. 2010): its 9,998 words besides <unk>, plus 4 specials.
-    min_count: int = 1  # PTB is already <unk>-mapped; raise it for raw corpora.
+    tokenizer: str = setting("word", Choice("word", "unigram", "bpe"))  # "word" for pre-tokenised text; else SentencePiece.
+    vocabulary_size: int = setting(10002, Positive())  # PTB (Mikolov et al. 2010): 9,998 words besides <unk>, plus 4 specials.
+    min_count: int = setting(1, Positive())  # PTB is already <unk>-mapped; raise it for raw corpora.
+    lowercase: bool = setting(False)  # PTB is lowercased already; case-fold other text to share statistics.
 
-    # Batching.
-    mode: str = "stream"  # "stream" = truncated BPTT over B parallel streams; "sentence" = padded lines.
-    batch_size: int = 20  # Zaremba et al. (2014); more streams = fewer updates an epoch, which cost more than they save here.
-    eval_batch_size: int = 20  # Trimming + each row's first token: < 40 of ~80k tokens go unscored.
-    sequence_length: int = 35  # BPTT window of Zaremba et al. (2014).
-
-    # Architecture (copied onto LSTMBackbone / LanguageModel, which own it).
-    cell_type: str = "lstm"  # "gru" is the other cuDNN-eligible cell.
-    embedding_dim: int = 200  # Zaremba "small".
-    hidden_dim: int = 200  # Zaremba "small"; equal to embedding_dim so weights can be tied.
-    num_layers: int = 2  # Zaremba "small".
-    dropout: float = 0.1  # Between layers only (Zaremba et al. 2014); recurrent dropout breaks cuDNN.
-    tie_weights: bool = True  # Press & Wolf (2017), Inan et al. (2017): fewer parameters, lower perplexity.
+    # Architecture (copied onto LSTMBackbone and the task model, which own it).
+    cell_type: str = setting("lstm", Choice("lstm", "gru"))  # "gru" is the other cuDNN-eligible cell.
+    embedding_dim: int = setting(200, Positive())  # Zaremba "small".
+    hidden_dim: int = setting(200, Positive())  # Zaremba "small".
+    num_layers: int = setting(2, Positive())  # Zaremba "small".
+    dropout: float = setting(0.1, Range(0, 1, high_open=True))  # Between layers only (Zaremba et al. 2014); recurrent dropout breaks cuDNN.
+    kernel_initializer: str = setting("glorot_uniform", Choice(*INITIALIZERS))  # Keras's default, what the benchmarks ran with; "uniform" = ±0.1 (Zaremba).
+    recurrent_initializer: str = setting("orthogonal", Choice(*INITIALIZERS))  # Saxe et al. (2014): keeps early gradients from vanishing.
 
     # Optimisation.
-    optimizer: str = "sgd"  # Plain SGD on the mean token loss, as pytorch/examples word_language_model.
-    learning_rate: float = 20.0  # That example's rate; with a mean (not summed) loss, lr=1 stalls at unigram level.
-    clipnorm: float = 0.25  # Global-norm gradient clipping (Pascanu et al. 2013), on by default.
-    sampled_softmax: int = 1024  # Negatives for sampled softmax in training (Jean et al. 2015); 0 = full softmax.
-    epochs: int = 5
-    lr_schedule: str = "epoch_decay"  # "epoch_decay": x factor every epoch from lr_decay_start_epoch (Zaremba et al. 2014); "plateau": when validation stalls.
-    lr_decay_factor: float = 0.25  # The /4 annealing of pytorch/examples word_language_model.
-    lr_decay_start_epoch: int = 4  # 1-based; we have fewer epochs than Zaremba's 13, so decay sooner.
-    lr_decay_patience: int = 0  # "plateau" only: epochs without improvement before decaying.
-    early_stopping_patience: int = 3
-    time_budget_minutes: float = 0.0  # Never start an epoch that would end past it; 0 = no budget.
-    jit_compile: str = "auto"  # "auto" = XLA on CPU where measured faster (full softmax, hidden_dim <= 256; BENCHMARKS.md); never with sampled softmax.
-    seed: int = 1234
+    optimizer: str = setting("sgd", Choice("adam", "sgd"))
+    learning_rate: float = setting(20.0, Positive())
+    clipnorm: float = setting(0.25, NonNegative())  # Global-norm clipping (Pascanu et al. 2013); 0 = off.
+    weight_decay: float = setting(0.0, NonNegative())  # 0 = off. Decoupled (Loshchilov & Hutter 2019) or an L2 penalty.
+    weight_decay_type: str = setting("decoupled", Choice("decoupled", "l2"))  # "decoupled" = SGDW/AdamW; "l2" adds wd*w to the gradient.
+    epochs: int = setting(5, Positive(), continuable=True)
+    early_stopping_patience: int = setting(3, NonNegative(), continuable=True)  # 0 = off.
+    time_budget_minutes: float = setting(0.0, NonNegative(), continuable=True)  # Training time of the whole run, across continuations; 0 = none.
+    seed: int = setting(1234)
 
     # Output.
-    run_dir: str = "runs/ptb_small"
-    overwrite: bool = False  # A finished run (metrics.json present) is never replaced unless asked.
-    verbose: int = 1  # Keras progress: 1 = bar, 2 = a line per epoch (for logs), 0 = silent.
-    num_samples: int = 3  # Generated samples printed and stored after training.
-    sample_length: int = 20
+    run_dir: str = setting("runs/run", continuable=True)
+    overwrite: bool = setting(False, continuable=True)  # Replace an existing run dir (moved aside, removed once the new run succeeds).
+    verbose: int = setting(1, Choice(0, 1, 2), continuable=True)  # Keras progress: 1 = bar, 2 = a line per epoch, 0 = silent.
+
+    def check(self, source):
+        """Checks between fields; each raises ValueError naming the fields."""
 
 
-_CHOICES = {
-    "tokenizer": ("word", "unigram", "bpe"),
-    "mode": ("stream", "sentence"),
-    "cell_type": ("lstm", "gru"),
-    "optimizer": ("adam", "sgd"),
-    "lr_schedule": ("epoch_decay", "plateau"),
-    "jit_compile": ("auto", "true", "false"),
-}
-_POSITIVE = {
-    "vocabulary_size", "batch_size", "eval_batch_size", "sequence_length",
-    "embedding_dim", "hidden_dim", "num_layers", "epochs", "learning_rate",
-    "sample_length", "min_count", "lr_decay_start_epoch",
-}
+@dataclass
+class LanguageModelConfig(RunConfig):
+    """A language-model run (`textlstm train lm`)."""
+
+    train_file: str = setting("../shared/data/ptb/ptb.train.txt")
+    valid_file: str = setting("../shared/data/ptb/ptb.valid.txt")
+    test_file: str = setting("../shared/data/ptb/ptb.test.txt")
+    max_eval_lines: int = setting(0, NonNegative())  # 0 = all; same, for the validation and test files.
+    tfds_name: str = setting("")  # Read TFDS instead of the files ("textlstm_ptb", or a stock name prepared offline).
+    tfds_splits: str = setting("train,validation,test")  # Train, validation, test splits (lm1b: "train,test,test").
+    tfds_data_dir: str = setting("~/tensorflow_datasets")  # Where TFDS keeps prepared datasets; nothing is downloaded.
+    tfds_manual_dir: str = setting("")  # textlstm's own builders prepare from here (e.g. ../shared/data/ptb).
+    tfds_text_key: str = setting("text")  # The feature holding the text.
+
+    # Batching.
+    mode: str = setting("stream", Choice("stream", "sentence"))  # "stream" = truncated BPTT over B streams; "sentence" = padded lines.
+    batch_size: int = setting(20, Positive())  # Zaremba et al. (2014).
+    eval_batch_size: int = setting(20, Positive())  # Trimming + each row's first token: < 40 of ~80k tokens go unscored.
+    sequence_length: int = setting(35, Positive())  # BPTT window of Zaremba et al. (2014).
+
+    tie_weights: bool = setting(True)  # Press & Wolf (2017), Inan et al. (2017): fewer parameters, lower perplexity.
+    learning_rate: float = setting(20.0, Positive())  # word_language_model's rate; with a mean loss, lr=1 stalls at unigram level.
+    sampled_softmax: int = setting(1024, NonNegative())  # Negatives in training (Jean et al. 2015); 0 = full softmax.
+    lr_schedule: str = setting("epoch_decay", Choice("epoch_decay", "plateau"))  # x factor per epoch from a start epoch (Zaremba), or on a plateau.
+    lr_decay_factor: float = setting(0.25, Range(0, 1, low_open=True))  # The /4 annealing of word_language_model.
+    lr_decay_start_epoch: int = setting(4, Positive())  # 1-based; we have fewer epochs than Zaremba's 13, so decay sooner.
+    lr_decay_patience: int = setting(0, NonNegative())  # "plateau" only: epochs without improvement before decaying.
+    jit_compile: str = setting("auto", Choice("auto", "true", "false"))  # "auto" = XLA on CPU where measured faster (BENCHMARKS.md).
+
+    run_dir: str = setting("runs/ptb_small", continuable=True)
+    num_samples: int = setting(3, NonNegative(), continuable=True)  # Generated samples printed and stored after training.
+    sample_length: int = setting(20, Positive(), continuable=True)
+
+    def check(self, source):
+        splits = [part.strip() for part in self.tfds_splits.split(",")]
+        if len(splits) != 3 or not all(splits):
+            raise ValueError(f"{source}: field `tfds_splits` must name three comma-separated splits "
+                             f"(train,validation,test), received {self.tfds_splits!r}.")
+        if self.sampled_softmax >= self.vocabulary_size:
+            raise ValueError(f"{source}: field `sampled_softmax` must be below vocabulary_size="
+                             f"{self.vocabulary_size}, received {self.sampled_softmax!r}.")
+        if self.sampled_softmax and self.jit_compile == "true":
+            raise ValueError(f"{source}: field `jit_compile=true` cannot compile `sampled_softmax="
+                             f"{self.sampled_softmax}` (XLA has no kernel for TF's candidate sampler); "
+                             f"set sampled_softmax=0 or jit_compile to auto or false.")
+        if self.tie_weights and self.embedding_dim != self.hidden_dim:
+            raise ValueError(f"{source}: field `tie_weights=true` needs embedding_dim == hidden_dim, received "
+                             f"embedding_dim={self.embedding_dim}, hidden_dim={self.hidden_dim}.")
+
+
+@dataclass
+class SentimentConfig(RunConfig):
+    """A sentiment-classifier run (`textlstm train classifier`)."""
+
+    dataset: str = setting("sst2_glue", Choice("sst2_glue", "sst2_kim2014", "sst5_kim2014", "mr"))  # See ../shared/data/README.md.
+    data_dir: str = setting("../shared/data")  # Where the datasets' folders are; nothing is downloaded.
+    cross_validation_folds: int = setting(0, NonNegative())  # MR has no split: 10-fold CV as in Kim (2014); 0 = the dataset's splits.
+    max_length: int = setting(64, Positive())  # Tokens kept per text; SST sentences average ~19 words.
+
+    tokenizer: str = setting("word", Choice("word", "unigram", "bpe"))
+    vocabulary_size: int = setting(20000, Positive())  # SST-2 train has ~14k word types; the rest map to <unk>.
+    lowercase: bool = setting(True)  # SST and MR are lowercased already; typed input is matched the same way.
+    embedding_dim: int = setting(300, Positive())  # Tai et al. (2015) and Kim (2014) use 300-d vectors.
+    hidden_dim: int = setting(150, Positive())  # Tai et al. (2015) BiLSTM: 150 per direction.
+    num_layers: int = setting(1, Positive())  # Tai et al. (2015).
+    dropout: float = setting(0.5, Range(0, 1, high_open=True))  # Kim (2014) and Tai et al. (2015): 0.5.
+    pooling: str = setting("concat", Choice("final", "max", "mean", "concat"))  # "concat" = [final, max, mean] (ULMFiT).
+    class_weights: bool = setting(False)  # Weight classes by inverse frequency (for skewed label sets).
+
+    optimizer: str = setting("adam", Choice("adam", "sgd"))
+    learning_rate: float = setting(2e-3, Positive())  # Adam, batch 64.
+    clipnorm: float = setting(5.0, NonNegative())
+    batch_size: int = setting(64, Positive())
+    lr_schedule: str = setting("constant", Choice("constant", "slanted_triangular"))  # STLR: Howard & Ruder (2018).
+    epochs: int = setting(4, Positive(), continuable=True)
+
+    # LM -> classifier transfer (Howard & Ruder 2018, ULMFiT).
+    pretrained_lm: str = setting("")  # Run dir of a textlstm LM whose embedding and LSTMs fill the forward direction.
+    pretrained_backward_lm: str = setting("")  # Run dir of an LM trained on reversed text: fills the backward direction.
+    discriminative_lr_factor: float = setting(1.0, Range(1.0, 100.0))  # ULMFiT 2.6: each lower layer group gets lr / factor.
+    gradual_unfreezing: bool = setting(False)  # ULMFiT: train the head first, unfreeze one more group each epoch.
+
+    run_dir: str = setting("runs/sst2_bilstm", continuable=True)
+
+    def check(self, source):
+        if self.dataset == "mr" and not self.cross_validation_folds:
+            raise ValueError(f"{source}: field `cross_validation_folds` must be at least 2 for dataset='mr' "
+                             f"(it has no test split; the literature uses 10), received 0.")
+        if self.cross_validation_folds == 1:
+            raise ValueError(f"{source}: field `cross_validation_folds` must be 0 or at least 2, received 1.")
+        if self.pretrained_backward_lm and not self.pretrained_lm:
+            raise ValueError(f"{source}: field `pretrained_backward_lm` needs `pretrained_lm` too, received "
+                             f"pretrained_backward_lm={self.pretrained_backward_lm!r}, pretrained_lm=''.")
+
+
+# Loading -----------------------------------------------------------------------
 
 
 def _coerce(name, expected, value, source):
@@ -129,13 +262,26 @@ def _coerce(name, expected, value, source):
     )
 
 
+def validate(config, source="config"):
+    """Runs every field's declared constraints, then the config's `check`; raises ValueError naming field and value."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{source}: field `{field.name}` must be finite, received {value!r}.")
+        for constraint in field.metadata.get("constraints", ()):
+            problem = constraint.check(value)
+            if problem:
+                raise ValueError(f"{source}: field `{field.name}` {problem}, received {value!r}.")
+    config.check(source)
+
+
 def config_from_dict(config_class, values, source="config"):
     """Builds and validates `config_class` from a dict of field values.
 
     Raises:
         ValueError: an unknown key (naming it and the valid keys), a wrong
-            type, a negative size or a value outside a field's choices; the
-            message names the field and echoes the value.
+            type, or a value its field's constraints refuse; the message
+            names the field and echoes the value.
     """
     fields = {f.name: f for f in dataclasses.fields(config_class)}
     hints = typing.get_type_hints(config_class)
@@ -151,46 +297,6 @@ def config_from_dict(config_class, values, source="config"):
     return config
 
 
-def validate(config, source="config"):
-    """Checks sizes and choices; raises ValueError naming the field and value."""
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if f.name in _CHOICES and value not in _CHOICES[f.name]:
-            raise ValueError(
-                f"{source}: field `{f.name}` must be one of {_CHOICES[f.name]}, received {value!r}."
-            )
-        if f.name in _POSITIVE and value <= 0:
-            raise ValueError(f"{source}: field `{f.name}` must be positive, received {value!r}.")
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-            raise ValueError(f"{source}: field `{f.name}` must not be negative, received {value!r}.")
-    splits = getattr(config, "tfds_splits", None)
-    if splits is not None and (len(splits.split(",")) != 3 or not all(part.strip() for part in splits.split(","))):
-        raise ValueError(
-            f"{source}: field `tfds_splits` must name three comma-separated splits "
-            f"(train,validation,test), received {splits!r}."
-        )
-    if not 0.0 < getattr(config, "lr_decay_factor", 0.5) <= 1.0:
-        raise ValueError(f"{source}: field `lr_decay_factor` must be in (0, 1], received {config.lr_decay_factor!r}.")
-    sampled = getattr(config, "sampled_softmax", 0)
-    if sampled and sampled >= config.vocabulary_size:
-        raise ValueError(
-            f"{source}: field `sampled_softmax` must be below vocabulary_size={config.vocabulary_size}, "
-            f"received {sampled!r}."
-        )
-    if sampled and getattr(config, "jit_compile", "auto") == "true":
-        raise ValueError(
-            f"{source}: field `jit_compile=true` cannot compile `sampled_softmax={sampled}` (XLA has no kernel "
-            f"for TF's candidate sampler); set sampled_softmax=0 or jit_compile to auto or false."
-        )
-    if getattr(config, "dropout", 0.0) >= 1.0:
-        raise ValueError(f"{source}: field `dropout` must be in [0, 1), received {config.dropout!r}.")
-    if getattr(config, "tie_weights", False) and config.embedding_dim != config.hidden_dim:
-        raise ValueError(
-            f"{source}: field `tie_weights=true` needs embedding_dim == hidden_dim, received "
-            f"embedding_dim={config.embedding_dim}, hidden_dim={config.hidden_dim}."
-        )
-
-
 def parse_overrides(overrides):
     """Turns `["key=value", ...]` into a dict; raises ValueError on a bad item."""
     values = {}
@@ -202,32 +308,66 @@ def parse_overrides(overrides):
     return values
 
 
+def read_json_object(path, what="config"):
+    """A JSON object from `path`; errors name the file (and line)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        try:
+            values = json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: line {error.lineno}: invalid JSON: {error.msg}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a JSON object, received {type(values).__name__}.")
+    return values
+
+
 def load_config(config_class, path=None, overrides=None):
-    """Loads `config_class` from a JSON file (optional) plus `key=value` overrides."""
+    """Loads `config_class` from a JSON file (optional) plus `key=value` overrides.
+
+    `path` may name a file, or one of the configs shipped inside the package
+    (`textlstm/configs/NAME.json`) by its bare name, e.g. "ptb_small".
+    """
     values = {}
     source = "defaults"
     if path:
-        if not os.path.exists(path):
-            raise FileNotFoundError(
-                f"config file not found: {path} (the shipped configs are in configs/ of a textlstm "
-                f"source checkout, installed with `pip install -e .`; pass --config PATH)"
-            )
-        with open(path, encoding="utf-8") as f:
-            try:
-                values = json.load(f)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}: line {error.lineno}: invalid JSON: {error.msg}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a JSON object, received {type(values).__name__}.")
+        path = resolve_config_path(path)
+        values = read_json_object(path)
         source = path
     values.update(parse_overrides(overrides))
     return config_from_dict(config_class, values, source)
 
 
-def save_config(config, path):
-    """Writes the resolved config as JSON (atomically, so a crash never leaves half a file)."""
-    tmp_path = f"{path}.tmp"
-    with open(tmp_path, "w", encoding="utf-8") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2)
-        f.write("\n")
-    os.replace(tmp_path, path)
+SHIPPED_CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+def resolve_config_path(path):
+    """`path` itself if it exists, else the shipped config of that name; FileNotFoundError naming both."""
+    if os.path.exists(path):
+        return path
+    shipped = os.path.join(SHIPPED_CONFIGS, os.path.basename(path))
+    shipped = shipped if shipped.endswith(".json") else shipped + ".json"
+    if os.path.exists(shipped):
+        return shipped
+    names = sorted(name[:-5] for name in os.listdir(SHIPPED_CONFIGS) if name.endswith(".json"))
+    raise FileNotFoundError(f"config file not found: {path} (nor a shipped config of that name; shipped: "
+                            f"{', '.join(names)})")
+
+
+def config_to_dict(config):
+    return dataclasses.asdict(config)
+
+
+def changed_fields(old, new, continuable=None):
+    """Names of the fields whose values differ between two configs of one class.
+
+    `continuable=False` keeps only fields a continued run may not change;
+    `True` only those it may; None all.
+    """
+    names = []
+    for field in dataclasses.fields(new):
+        if continuable is not None and field.metadata.get("continuable", False) != continuable:
+            continue
+        if old.get(field.name) != getattr(new, field.name):
+            names.append(field.name)
+    return names

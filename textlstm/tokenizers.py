@@ -96,6 +96,7 @@ def train_sentencepiece(
     model_type="unigram",
     character_coverage=1.0,
     max_sentences=0,
+    lowercase=False,
 ):
     """Trains a SentencePiece model and returns it as a tokenizer layer.
 
@@ -108,6 +109,8 @@ def train_sentencepiece(
         character_coverage: float, share of characters covered; 1.0 suits
             small alphabets such as English.
         max_sentences: int, sample at most this many sentences; 0 = all.
+        lowercase: bool, case-fold text (SentencePiece's "nmt_nfkc_cf"
+            normalization, applied in training and tokenization alike).
 
     Returns:
         A `SentencePieceTokenizer` with pad/unk/bos/eos at ids 0/1/2/3.
@@ -134,6 +137,7 @@ def train_sentencepiece(
         pad_piece=PAD, unk_piece=UNK, bos_piece=BOS, eos_piece=EOS,
         unk_surface=UNK,  # unknown pieces detokenize to "<unk>", as in the word tokenizer (not " ⁇ ")
         input_sentence_size=max_sentences,
+        normalization_rule_name="nmt_nfkc_cf" if lowercase else "nmt_nfkc",
         shuffle_input_sentence=True,
         hard_vocab_limit=False,
         minloglevel=2,
@@ -277,21 +281,26 @@ class WordTokenizer(keras_hub.tokenizers.Tokenizer):
         return config
 
 
-def train_tokenizer(kind, texts, vocabulary_size, min_count=1):
+def train_tokenizer(kind, texts, vocabulary_size, min_count=1, lowercase=False):
     """Trains the tokenizer a run config names: "word", "unigram" or "bpe"."""
     if kind == "word":
-        return WordTokenizer.from_texts(texts, vocabulary_size=vocabulary_size, min_count=min_count)
+        return WordTokenizer.from_texts(texts, vocabulary_size=vocabulary_size, min_count=min_count,
+                                        lowercase=lowercase)
     if kind in ("unigram", "bpe"):
-        return train_sentencepiece(texts=texts, vocabulary_size=vocabulary_size, model_type=kind)
+        return train_sentencepiece(texts=texts, vocabulary_size=vocabulary_size, model_type=kind,
+                                   lowercase=lowercase)
     raise ValueError(f"`kind` must be 'word', 'unigram' or 'bpe', received {kind!r}.")
 
 
 def save_tokenizer(tokenizer, directory):
-    """Writes `config.json` and the vocabulary asset of `tokenizer` into `directory`."""
+    """Writes the vocabulary asset of `tokenizer`, then its `config.json` (written last, under a
+    temporary name and renamed: a directory with `config.json` holds a whole tokenizer)."""
     os.makedirs(directory, exist_ok=True)
     tokenizer.save_assets(directory)
-    with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as f:
+    tmp_path = os.path.join(directory, ".config.json.tmp")
+    with open(tmp_path, "w", encoding="utf-8") as f:
         json.dump(keras.saving.serialize_keras_object(tokenizer), f, indent=2)
+    os.replace(tmp_path, os.path.join(directory, "config.json"))
 
 
 def load_tokenizer(directory):

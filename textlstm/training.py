@@ -1,7 +1,6 @@
-"""Training plumbing shared by every task: optimizers, callbacks, run directories."""
+"""Training plumbing shared by every task: optimizers, schedules, callbacks."""
 
 import csv
-import json
 import logging
 import os
 import time
@@ -31,14 +30,117 @@ def resolve_jit_compile(setting, sampled_softmax=0, hidden_dim=200, mode="stream
     return on_cpu and mode == "stream" and not sampled_softmax and hidden_dim <= XLA_MAX_HIDDEN_DIM
 
 
-def make_optimizer(name, learning_rate, clipnorm):
-    """Adam or SGD with global-norm gradient clipping (Pascanu et al. 2013)."""
-    clip = dict(global_clipnorm=clipnorm) if clipnorm else {}
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate, **clip)
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, **clip)
-    raise ValueError(f"`optimizer` must be 'adam' or 'sgd', received {name!r}.")
+def _with_l2_penalty(optimizer_class):
+    """`optimizer_class` whose update adds `l2 * w` to each gradient: the classic L2 penalty
+    (what torch's `weight_decay` does), as opposed to Keras's decoupled `weight_decay`."""
+
+    class WithL2Penalty(optimizer_class):
+        def __init__(self, l2, **kwargs):
+            super().__init__(**kwargs)
+            self.l2 = l2
+
+        def update_step(self, gradient, variable, learning_rate):
+            if len(variable.shape) > 1:  # kernels and embeddings, never biases
+                gradient = gradient + self.l2 * variable
+            return super().update_step(gradient, variable, learning_rate)
+
+    WithL2Penalty.__name__ = f"{optimizer_class.__name__}WithL2Penalty"
+    return WithL2Penalty
+
+
+def make_optimizer(name, learning_rate, clipnorm, weight_decay=0.0, weight_decay_type="decoupled"):
+    """Adam or SGD with global-norm gradient clipping (Pascanu et al. 2013) and optional weight decay.
+
+    Args:
+        name: "adam" or "sgd".
+        learning_rate: float or a `keras.optimizers.schedules.LearningRateSchedule`.
+        clipnorm: float, global gradient-norm clip; 0 = off.
+        weight_decay: float; 0 = off.
+        weight_decay_type: "decoupled" (SGDW / AdamW, Loshchilov & Hutter
+            2019: w -= lr * wd * w beside the update, Keras's `weight_decay`)
+            or "l2" (an L2 penalty: wd * w added to the gradient). Biases
+            are never decayed.
+
+    Example:
+    >>> make_optimizer("adam", 1e-3, 1.0, weight_decay=0.01).weight_decay
+    0.01
+    """
+    optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+    if name not in optimizers:
+        raise ValueError(f"`optimizer` must be 'adam' or 'sgd', received {name!r}.")
+    if weight_decay_type not in ("decoupled", "l2"):
+        raise ValueError(f"`weight_decay_type` must be 'decoupled' or 'l2', received {weight_decay_type!r}.")
+    kwargs = dict(learning_rate=learning_rate)
+    if clipnorm:
+        kwargs["global_clipnorm"] = clipnorm
+    if weight_decay and weight_decay_type == "l2":
+        return _with_l2_penalty(optimizers[name])(l2=weight_decay, **kwargs)
+    optimizer = optimizers[name](weight_decay=weight_decay or None, **kwargs)
+    if weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=["bias"])
+    return optimizer
+
+
+@keras.saving.register_keras_serializable(package="textlstm")
+class SlantedTriangular(keras.optimizers.schedules.LearningRateSchedule):
+    """Slanted triangular learning rates (Howard & Ruder 2018, ULMFiT eq. 3).
+
+    A short linear warm-up over `cut_fraction` of the steps to `maximum`,
+    then a long linear decay to `maximum / ratio`. A pure function of the
+    step, so a resumed run continues it exactly.
+
+    Example:
+    >>> schedule = SlantedTriangular(0.01, total_steps=100)
+    >>> [round(float(schedule(step)), 5) for step in (0, 10, 100)]
+    [0.00031, 0.01, 0.00031]
+    """
+
+    def __init__(self, maximum, total_steps, cut_fraction=0.1, ratio=32.0):
+        self.maximum = maximum
+        self.total_steps = total_steps
+        self.cut_fraction = cut_fraction
+        self.ratio = ratio
+
+    def __call__(self, step):
+        step = tf.cast(step, "float32")
+        cut = max(1.0, self.total_steps * self.cut_fraction)
+        rising = step / cut
+        falling = 1.0 - (step - cut) / max(1.0, self.total_steps - cut)
+        p = tf.clip_by_value(tf.where(step < cut, rising, falling), 0.0, 1.0)
+        return self.maximum * (1.0 + p * (self.ratio - 1.0)) / self.ratio
+
+    def get_config(self):
+        return {"maximum": self.maximum, "total_steps": self.total_steps,
+                "cut_fraction": self.cut_fraction, "ratio": self.ratio}
+
+
+@keras.saving.register_keras_serializable(package="textlstm")
+class GroupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A layer group's rate: `base` (a float or schedule), 0 before `start_step` (gradual unfreezing).
+
+    Example:
+    >>> schedule = GroupSchedule(0.5, start_step=10)
+    >>> float(schedule(9)), float(schedule(10))
+    (0.0, 0.5)
+    """
+
+    def __init__(self, base, start_step=0):
+        self.base = base
+        self.start_step = start_step
+
+    def __call__(self, step):
+        rate = self.base(step) if callable(self.base) else tf.constant(self.base, "float32")
+        return tf.where(tf.cast(step, "float32") >= self.start_step, rate, 0.0)
+
+    def get_config(self):
+        base = keras.saving.serialize_keras_object(self.base) if callable(self.base) else self.base
+        return {"base": base, "start_step": self.start_step}
+
+    @classmethod
+    def from_config(cls, config):
+        base = config["base"]
+        return cls(keras.saving.deserialize_keras_object(base) if isinstance(base, dict) else base,
+                   config["start_step"])
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -46,16 +148,22 @@ class TimeBudget(keras.callbacks.Callback):
 
     After each epoch it compares the time left with the longest epoch so
     far, so a run never starts an epoch it cannot finish in the budget.
+    `used_seconds` is what earlier attempts of the same run spent (a resumed
+    or continued run keeps one budget). `stopped` says whether it stopped
+    the run.
     """
 
-    def __init__(self, minutes):
+    def __init__(self, minutes, used_seconds=0.0, longest_seconds=0.0):
         super().__init__()
         self.minutes = minutes
+        self.used_seconds = used_seconds
+        self.longest_seconds = longest_seconds
+        self.stopped = False
 
     def on_train_begin(self, logs=None):
-        self.start = time.monotonic()
-        self.last = self.start
-        self.longest = 0.0
+        self.start = time.monotonic() - self.used_seconds
+        self.last = time.monotonic()
+        self.longest = self.longest_seconds
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.monotonic()
@@ -66,6 +174,7 @@ class TimeBudget(keras.callbacks.Callback):
             logger.info("time budget: %.1f of %.1f min used, another epoch would not fit; stopping after epoch %d",
                         (now - self.start) / 60, self.minutes, epoch + 1)
             self.model.stop_training = True
+            self.stopped = True
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -96,12 +205,16 @@ def standard_callbacks(run_dir, learning_rate, monitor="val_loss", lr_schedule="
                        early_stopping_patience=3, time_budget_minutes=0.0):
     """The callbacks every textlstm run gets, all writing into `run_dir`.
 
-    - BackupAndRestore (`run_dir/backup`): re-running the same command after
-      a crash resumes from the last finished epoch.
+    - BackupAndRestore (`run_dir/backup`, kept after training): re-running
+      the same command after a crash resumes from the last finished epoch,
+      and a finished run can be continued with more epochs (weights,
+      optimizer state and epoch restored; the schedules are functions of
+      the epoch or step, so they continue too).
     - ModelCheckpoint (`run_dir/checkpoints/best.weights.h5`): best weights
       by `monitor`; `restore_best` in the recipes loads them at the end.
-    - The learning-rate schedule: "epoch_decay" (LearningRateScheduler) or
-      "plateau" (ReduceLROnPlateau on `monitor`); EarlyStopping on `monitor`.
+    - The learning-rate schedule: "epoch_decay" (LearningRateScheduler),
+      "plateau" (ReduceLROnPlateau on `monitor`) or "none" (the optimizer
+      holds its own schedule); EarlyStopping on `monitor`.
     - TensorBoard (`run_dir/logs`) and a CSV log (`run_dir/history.csv`).
 
     Resuming (a backup exists), the CSV log is continued and the best
@@ -113,27 +226,45 @@ def standard_callbacks(run_dir, learning_rate, monitor="val_loss", lr_schedule="
     resuming = os.path.isdir(backup_dir)
     if not resuming and os.path.exists(history_path):
         os.remove(history_path)
-    best_so_far = [row[monitor] for row in read_history(run_dir) if monitor in row]
+    history = read_history(run_dir)
+    best_so_far = [row[monitor] for row in history if monitor in row]
+    epoch_seconds = [row.get("epoch_seconds", 0.0) for row in history]
     callbacks = [
         EpochTimer(),
-        keras.callbacks.BackupAndRestore(backup_dir),
+        keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(
             os.path.join(run_dir, "checkpoints", "best.weights.h5"),
             monitor=monitor, save_best_only=True, save_weights_only=True,
             initial_value_threshold=min(best_so_far) if best_so_far else None,
         ),
-        keras.callbacks.LearningRateScheduler(epoch_decay(learning_rate, lr_decay_factor, lr_decay_start_epoch))
-        if lr_schedule == "epoch_decay" else
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=lr_decay_factor,
-                                          patience=lr_decay_patience, min_delta=1e-3),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
         keras.callbacks.CSVLogger(history_path, append=True),
     ]
+    if lr_schedule == "epoch_decay":
+        callbacks.append(keras.callbacks.LearningRateScheduler(
+            epoch_decay(learning_rate, lr_decay_factor, lr_decay_start_epoch)))
+    elif lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=lr_decay_factor,
+                                                           patience=lr_decay_patience, min_delta=1e-3))
+    elif lr_schedule != "none":
+        raise ValueError(f"`lr_schedule` must be 'epoch_decay', 'plateau' or 'none', received {lr_schedule!r}.")
     if early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping_patience))
     if time_budget_minutes:
-        callbacks.append(TimeBudget(time_budget_minutes))
+        callbacks.append(TimeBudget(time_budget_minutes, sum(epoch_seconds), max(epoch_seconds, default=0.0)))
     return callbacks
+
+
+def stop_reason(callbacks, epochs_done, epochs):
+    """Why `fit` ended: "epochs" (all of them ran), "time_budget", "early_stopping" or "stopped"."""
+    if epochs_done >= epochs:
+        return "epochs"
+    for callback in callbacks:
+        if isinstance(callback, TimeBudget) and callback.stopped:
+            return "time_budget"
+        if isinstance(callback, keras.callbacks.EarlyStopping) and callback.stopped_epoch > 0:
+            return "early_stopping"
+    return "stopped"
 
 
 def restore_best(model, run_dir):
@@ -152,11 +283,3 @@ def read_history(run_dir):
     with open(path, encoding="utf-8") as f:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
-
-def write_json(data, path):
-    """Writes JSON atomically: a crash never leaves a half-written file."""
-    tmp_path = f"{path}.tmp"
-    with open(tmp_path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp_path, path)

@@ -1,11 +1,16 @@
 """Data: readers, tf.data builders and TFDS builders."""
 
-from textlstm.data.language_modeling import (
-    batchify,
-    encode_lines,
-    lm_sentence_dataset,
-    lm_stream_dataset,
-    stream_windows,
-)
+from textlstm.data.sequences import bucketed_batches, labeled_dataset, sentence_dataset
+from textlstm.data.streams import batchify, non_empty, stream_dataset, stream_windows, token_stream
 from textlstm.data.readers import DataError, read_lines
+from textlstm.data.readers import (
+    SENTIMENT_DATASETS,
+    LabeledExamples,
+    SentimentDatasetInfo,
+    cross_validation_folds,
+    read_label_prefixed,
+    read_polarity_pair,
+    read_sentiment_dataset,
+    read_tsv_labeled,
+)
 from textlstm.data.tfds_builders import TextlstmPtb, load_builder, tfds_lines

@@ -2,3 +2,9 @@
 
 from textlstm.models.backbone import LSTMBackbone
 from textlstm.models.language_model import LanguageModel, Perplexity, TokenScores
+from textlstm.models.classifier import (
+    ClassifierPredictions,
+    SentimentClassifier,
+    classifier_layer_groups,
+    transfer_language_model,
+)

@@ -20,6 +20,13 @@ CUDNN_SETTINGS = {
     "unroll": False,
 }
 
+INITIALIZERS = {
+    "uniform": lambda: keras.initializers.RandomUniform(-0.1, 0.1),
+    "glorot_uniform": keras.initializers.GlorotUniform,
+    "he_uniform": keras.initializers.HeUniform,
+    "orthogonal": keras.initializers.Orthogonal,
+}
+
 
 @keras.saving.register_keras_serializable(package="textlstm")
 class LSTMBackbone(keras.Model):
@@ -46,6 +53,11 @@ class LSTMBackbone(keras.Model):
         dropout: float, dropout rate on the embeddings and between layers.
         activation, recurrent_activation, recurrent_dropout, use_bias,
             unroll: passed to every recurrent layer; see `CUDNN_SETTINGS`.
+        kernel_initializer: initializer of the input kernels, a Keras name
+            ("glorot_uniform", Glorot & Bengio 2010; "he_uniform", He et al.
+            2015; "orthogonal") or "uniform" (±0.1, Zaremba et al. 2014).
+        recurrent_initializer: the same for the recurrent kernels;
+            "orthogonal" (Saxe et al. 2014) is Keras's default.
         require_cudnn: bool, refuse settings the cuDNN kernel cannot run.
 
     Example:
@@ -70,6 +82,8 @@ class LSTMBackbone(keras.Model):
         recurrent_dropout=0.0,
         use_bias=True,
         unroll=False,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
         require_cudnn=True,
         **kwargs,
     ):
@@ -82,6 +96,10 @@ class LSTMBackbone(keras.Model):
             raise ValueError(f"`cell_type` must be 'lstm' or 'gru', received {cell_type!r}.")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1), received {dropout!r}.")
+        for name, value in (("kernel_initializer", kernel_initializer),
+                            ("recurrent_initializer", recurrent_initializer)):
+            if value not in INITIALIZERS:
+                raise ValueError(f"`{name}` must be one of {sorted(INITIALIZERS)}, received {value!r}.")
         settings = dict(activation=activation, recurrent_activation=recurrent_activation,
                         recurrent_dropout=recurrent_dropout, use_bias=use_bias, unroll=unroll)
         ineligible = {k: v for k, v in settings.items() if v != CUDNN_SETTINGS[k]}
@@ -106,6 +124,8 @@ class LSTMBackbone(keras.Model):
         self.recurrent_dropout = recurrent_dropout
         self.use_bias = use_bias
         self.unroll = unroll
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
         self.require_cudnn = require_cudnn
         self.output_dim = hidden_dim * (2 if bidirectional else 1)
         self.cudnn_eligible = not ineligible
@@ -121,7 +141,9 @@ class LSTMBackbone(keras.Model):
         self.layer_dropouts = []
         for i in range(num_layers):
             layer = layer_class(
-                hidden_dim, return_sequences=True, return_state=True, name=f"{cell_type}_{i}", **settings
+                hidden_dim, return_sequences=True, return_state=True, name=f"{cell_type}_{i}",
+                kernel_initializer=INITIALIZERS[kernel_initializer](),
+                recurrent_initializer=INITIALIZERS[recurrent_initializer](), **settings,
             )
             if bidirectional:
                 layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}")
@@ -189,6 +211,8 @@ class LSTMBackbone(keras.Model):
                 "recurrent_dropout": self.recurrent_dropout,
                 "use_bias": self.use_bias,
                 "unroll": self.unroll,
+                "kernel_initializer": self.kernel_initializer,
+                "recurrent_initializer": self.recurrent_initializer,
                 "require_cudnn": self.require_cudnn,
             }
         )

@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras import ops
 
 from textlstm.models.backbone import LSTMBackbone
+from textlstm.preprocessors import LanguageModelPreprocessor
 from textlstm.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ class CarriedStates:
 class TokenScores:
     """Per-token scores of one text under a language model.
 
-    `log_probs[i]` is ln p(tokens[i] | <s> tokens[:i]) in nats and
+    `log_probs[i]` is ln p(tokens[i] | start tokens[:i]) in nats, with the
+    start token of the model's preprocessor, and
     `surprisals[i]` the same in bits (-log2 p), the unit of SyntaxGym.
     The last token is `</s>`.
     """
@@ -75,17 +77,23 @@ class LanguageModel(keras.Model):
     full softmax (Jean et al. 2015); evaluation always uses the full
     softmax, so validation perplexity is exact.
 
+    Raw text reaches the model only through its `preprocessor`
+    (`textlstm.preprocessors.LanguageModelPreprocessor`), which holds the
+    tokenizer and the start token the model was trained with: scoring,
+    generation and export all take their ids from it, as training data does.
+
     Args:
         backbone: an `LSTMBackbone` (unidirectional).
-        tokenizer: optional tokenizer layer; needed by `score` and
-            `generate`, saved with the model.
+        preprocessor: optional `LanguageModelPreprocessor`; needed by
+            `score` and `generate`, saved with the model.
         tie_weights: bool, share input and output embeddings.
 
     Example:
+    >>> from textlstm.preprocessors import LanguageModelPreprocessor
     >>> from textlstm.tokenizers import WordTokenizer
     >>> tokenizer = WordTokenizer.from_texts(["the cat sat on the mat"])
     >>> backbone = LSTMBackbone(tokenizer.vocabulary_size(), embedding_dim=8, hidden_dim=8, num_layers=1)
-    >>> lm = LanguageModel(backbone, tokenizer=tokenizer)
+    >>> lm = LanguageModel(backbone, preprocessor=LanguageModelPreprocessor.for_mode(tokenizer, "stream"))
     >>> scores = lm.score(["the cat sat"])[0]
     >>> scores.tokens
     ['the', 'cat', 'sat', '</s>']
@@ -93,7 +101,7 @@ class LanguageModel(keras.Model):
     1
     """
 
-    def __init__(self, backbone, tokenizer=None, tie_weights=True, **kwargs):
+    def __init__(self, backbone, preprocessor=None, tie_weights=True, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(backbone, LSTMBackbone):
             raise ValueError(f"`backbone` must be an LSTMBackbone, received {type(backbone).__name__}.")
@@ -104,13 +112,16 @@ class LanguageModel(keras.Model):
                 f"`tie_weights=True` needs embedding_dim == hidden_dim, received "
                 f"embedding_dim={backbone.embedding_dim}, hidden_dim={backbone.hidden_dim}."
             )
-        if _vocabulary_size(tokenizer) not in (None, backbone.vocabulary_size):
+        if preprocessor is not None and not isinstance(preprocessor, LanguageModelPreprocessor):
+            raise ValueError(f"`preprocessor` must be a LanguageModelPreprocessor, received {type(preprocessor).__name__}.")
+        tokenizer = None if preprocessor is None else preprocessor.tokenizer
+        if tokenizer_vocabulary_size(tokenizer) not in (None, backbone.vocabulary_size):
             raise ValueError(
-                f"`tokenizer` has {tokenizer.vocabulary_size()} tokens but the backbone's "
+                f"`preprocessor.tokenizer` has {tokenizer.vocabulary_size()} tokens but the backbone's "
                 f"vocabulary_size is {backbone.vocabulary_size}."
             )
         self.backbone = backbone
-        self.tokenizer = tokenizer
+        self.preprocessor = preprocessor
         self.tie_weights = tie_weights
         self.carry_state = False
         self.sampled_softmax = 0
@@ -132,6 +143,11 @@ class LanguageModel(keras.Model):
     def build(self, input_shape):
         self.backbone.build(input_shape)
         self.built = True
+
+    @property
+    def tokenizer(self):
+        """The preprocessor's tokenizer (None without a preprocessor)."""
+        return None if self.preprocessor is None else self.preprocessor.tokenizer
 
     @property
     def output_embedding(self):
@@ -188,7 +204,7 @@ class LanguageModel(keras.Model):
     @jit_compile.setter
     def jit_compile(self, value):
         # Keras refuses XLA for the whole model if any sublayer cannot compile;
-        # the tokenizer (string ops) never runs in train_step or test_step, so
+        # the preprocessor (string ops) never runs in train_step or test_step, so
         # only the backbone decides.
         if value and not all(layer.supports_jit for layer in self.backbone._flatten_layers()):
             logger.warning("jit_compile=True is not supported by this backbone; training without XLA.")
@@ -288,7 +304,8 @@ class LanguageModel(keras.Model):
         `carry_state`, the state is reset at each epoch start."""
         self._prepare_carried("train", x)
         callbacks = list(callbacks or []) + [_ResetCarriedState()]
-        return super().fit(x, *args, callbacks=callbacks, shuffle=False, **kwargs)
+        kwargs["shuffle"] = False
+        return super().fit(x, *args, callbacks=callbacks, **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
         """Keras `evaluate`, always starting from a zero state."""
@@ -298,16 +315,10 @@ class LanguageModel(keras.Model):
 
     # Scoring -----------------------------------------------------------------
 
-    def _require_tokenizer(self, method):
-        if self.tokenizer is None:
-            raise ValueError(f"`{method}` needs a tokenizer, but tokenizer=None; build the LanguageModel with `tokenizer=`.")
-
-    def encode(self, texts):
-        """Strings `(batch,)` -> ids `(batch, time)`: `<s> ... </s>`, right padded with 0."""
-        ids = self.tokenizer.tokenize(texts)  # ragged (batch, None)
-        bos = tf.fill([ids.nrows(), 1], BOS_ID)  # (batch, 1)
-        eos = tf.fill([ids.nrows(), 1], EOS_ID)  # (batch, 1)
-        return tf.concat([bos, tf.cast(ids, "int32"), eos], axis=1).to_tensor(PAD_ID)
+    def _require_preprocessor(self, method):
+        if self.preprocessor is None:
+            raise ValueError(f"`{method}` needs a preprocessor, but preprocessor=None; build the LanguageModel "
+                             f"with `preprocessor=LanguageModelPreprocessor(...)`.")
 
     def token_log_probs(self, token_ids):
         """ids `(batch, time)` -> ln p(ids[:, t] | ids[:, :t]) `(batch, time - 1)`, 0 on padding."""
@@ -319,11 +330,12 @@ class LanguageModel(keras.Model):
     def score_strings(self, texts):
         """Raw strings in, everything in-graph: what the exported signature runs.
 
-        Returns a dict of `token_ids (batch, time)` (`<s>` first, padded with
-        0), `log_probs (batch, time - 1)` in nats (0 on padding) and
-        `lengths (batch,)`, the number of scored tokens (words + `</s>`).
+        Returns a dict of `token_ids (batch, time)` (the preprocessor's start
+        token first, padded with 0), `log_probs (batch, time - 1)` in nats (0
+        on padding) and `lengths (batch,)`, the number of scored tokens
+        (words + `</s>`).
         """
-        token_ids = self.encode(texts)
+        token_ids = self.preprocessor(texts)  # (batch, time)
         log_probs = self.token_log_probs(token_ids)
         lengths = tf.reduce_sum(tf.cast(tf.not_equal(token_ids[:, 1:], PAD_ID), "int32"), axis=1)
         return {"token_ids": token_ids, "log_probs": log_probs, "lengths": lengths}
@@ -336,10 +348,10 @@ class LanguageModel(keras.Model):
         """Per-token log-probabilities and surprisals of each text.
 
         This is the scorer interface of the probes: `score(texts)` returns
-        one `TokenScores` per text, scoring every token after `<s>`,
-        `</s>` included.
+        one `TokenScores` per text, scoring every token after the start
+        token, `</s>` included.
         """
-        self._require_tokenizer("score")
+        self._require_preprocessor("score")
         if isinstance(texts, str):
             raise ValueError(f"`texts` must be a list of strings, received the string {texts!r}.")
         if self._score_function is None:  # traced once, apart from any export's trace
@@ -380,7 +392,7 @@ class LanguageModel(keras.Model):
         Returns:
             The prompts with their continuations, detokenized.
         """
-        self._require_tokenizer("generate")
+        self._require_preprocessor("generate")
         if isinstance(prompts, str):
             raise ValueError(f"`prompts` must be a list of strings, received the string {prompts!r}.")
         if not prompts:
@@ -400,8 +412,7 @@ class LanguageModel(keras.Model):
         }
         if sampler not in samplers:
             raise ValueError(f"`sampler` must be one of {sorted(samplers)}, received {sampler!r}.")
-        prompt_ids = self.tokenizer.tokenize(tf.constant(list(prompts)))  # ragged (batch, None)
-        prompt_ids = tf.concat([tf.fill([prompt_ids.nrows(), 1], BOS_ID), tf.cast(prompt_ids, "int32")], 1)
+        prompt_ids = self.preprocessor.prompt(tf.constant(list(prompts)))  # ragged (batch, None): start token first
         lengths = prompt_ids.row_lengths().numpy()
         total = int(lengths.max()) + max_length
         padded = prompt_ids.to_tensor(PAD_ID, shape=[len(prompts), total])  # (batch, total)
@@ -438,7 +449,7 @@ class LanguageModel(keras.Model):
         config.update(
             {
                 "backbone": keras.saving.serialize_keras_object(self.backbone),
-                "tokenizer": keras.saving.serialize_keras_object(self.tokenizer),
+                "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
                 "tie_weights": self.tie_weights,
             }
         )
@@ -448,12 +459,12 @@ class LanguageModel(keras.Model):
     def from_config(cls, config):
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        if config.get("tokenizer") is not None:
-            config["tokenizer"] = keras.saving.deserialize_keras_object(config["tokenizer"])
+        if config.get("preprocessor") is not None:
+            config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
         return cls(**config)
 
 
-def _vocabulary_size(tokenizer):
+def tokenizer_vocabulary_size(tokenizer):
     """The tokenizer's size, or None while it has no vocabulary (during loading)."""
     try:
         return None if tokenizer is None else tokenizer.vocabulary_size()

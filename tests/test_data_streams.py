@@ -1,8 +1,17 @@
 import numpy as np
 import pytest
 
-from textlstm.data import batchify, encode_lines, lm_sentence_dataset, lm_stream_dataset, stream_windows
+from textlstm.data import batchify, sentence_dataset, stream_dataset, stream_windows, token_stream
+from textlstm.preprocessors import LanguageModelPreprocessor
 from textlstm.tokenizers import BOS_ID, EOS_ID, WordTokenizer
+
+
+def stream_preprocessor(tokenizer):
+    return LanguageModelPreprocessor.for_mode(tokenizer, "stream")
+
+
+def sentence_preprocessor(tokenizer):
+    return LanguageModelPreprocessor.for_mode(tokenizer, "sentence")
 
 
 def test_batchify_hand_checked():
@@ -36,11 +45,12 @@ def test_stream_windows_keep_last_pads_right_with_zero_weight():
     assert scored == 14  # every input->target pair of both rows is scored exactly once
 
 
-def test_stream_appends_eos_per_line():
+def test_stream_opens_with_eos_and_ends_every_line_with_it():
     tokenizer = WordTokenizer.from_texts(["a b", "c"])
-    encoded = encode_lines(tokenizer, ["a b", "c"])
-    assert [ids.tolist() for ids in encoded] == [[4, 5, EOS_ID], [6, EOS_ID]]
-    dataset = lm_stream_dataset(tokenizer, ["a b", "c"] * 10, batch_size=2, sequence_length=4)
+    assert token_stream(stream_preprocessor(tokenizer), ["a b", "c"]).tolist() == [EOS_ID, 4, 5, EOS_ID, 6, EOS_ID]
+    with pytest.raises(ValueError, match="start_token='<s>'"):
+        token_stream(sentence_preprocessor(tokenizer), ["a b"])
+    dataset = stream_dataset(stream_preprocessor(tokenizer), ["a b", "c"] * 10, batch_size=2, sequence_length=4)
     x, y, _ = next(iter(dataset))
     np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
 
@@ -48,7 +58,7 @@ def test_stream_appends_eos_per_line():
 def test_sentence_mode_right_padding_and_masks():
     lines = ["a b c", "", "a", "   ", "b c", "a b c a b c"]
     tokenizer = WordTokenizer.from_texts(lines)
-    batches = list(lm_sentence_dataset(tokenizer, lines, batch_size=4).as_numpy_iterator())
+    batches = list(sentence_dataset(sentence_preprocessor(tokenizer), lines, batch_size=4).as_numpy_iterator())
     seen = 0
     for x, y, w in batches:
         assert (x[:, 0] == BOS_ID).all()
@@ -65,7 +75,7 @@ def test_sentence_mode_right_padding_and_masks():
 def test_sentence_mode_declares_its_number_of_batches(ptb_lines):
     lines = ptb_lines[:500]
     tokenizer = WordTokenizer.from_texts(lines)
-    dataset = lm_sentence_dataset(tokenizer, lines, batch_size=16)
+    dataset = sentence_dataset(sentence_preprocessor(tokenizer), lines, batch_size=16)
     counted = sum(1 for _ in dataset)
     assert int(dataset.cardinality()) == counted
     assert counted > len(lines) // 16  # buckets each end with a partial batch
@@ -73,12 +83,13 @@ def test_sentence_mode_declares_its_number_of_batches(ptb_lines):
 
 def test_stream_skips_blank_lines_and_names_its_source_in_errors():
     tokenizer = WordTokenizer.from_texts(["a b", "c"])
-    dataset = lm_stream_dataset(tokenizer, ["a b", "", "c", " "] * 10, batch_size=2, sequence_length=4)
-    # 50 tokens (a b </s> c </s>, ten times) -> 2 rows of 25 -> 24 targets a row, 6 full windows of 4
+    preprocessor = stream_preprocessor(tokenizer)
+    dataset = stream_dataset(preprocessor, ["a b", "", "c", " "] * 10, batch_size=2, sequence_length=4)
+    # 51 tokens (</s>, then a b </s> c </s> ten times) -> 2 rows of 25 -> 24 targets a row, 6 full windows of 4
     assert int(sum(w.numpy().sum() for _, _, w in dataset)) == 2 * 24
     with pytest.raises(ValueError, match=r"valid.txt: no non-empty lines to model \(received 2 lines\)"):
-        lm_stream_dataset(tokenizer, ["", "  "], batch_size=2, sequence_length=4, source="valid.txt")
+        stream_dataset(preprocessor, ["", "  "], batch_size=2, sequence_length=4, source="valid.txt")
     with pytest.raises(ValueError, match=r"test.txt: stream of \d+ steps per row is shorter than sequence_length=35"):
-        lm_stream_dataset(tokenizer, ["a b c"] * 3, batch_size=2, sequence_length=35, source="test.txt")
+        stream_dataset(preprocessor, ["a b c"] * 3, batch_size=2, sequence_length=35, source="test.txt")
     with pytest.raises(ValueError, match=r"train.txt: no non-empty lines"):
-        lm_sentence_dataset(tokenizer, [""], batch_size=2, source="train.txt")
+        sentence_dataset(sentence_preprocessor(tokenizer), [""], batch_size=2, source="train.txt")

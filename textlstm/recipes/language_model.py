@@ -1,45 +1,28 @@
 """The language-model recipe: config in, run directory out.
 
-    config ──► tokenizer (train or reuse) ──► tf.data (streams | sentences)
-           ──► LSTMBackbone + LanguageModel ──► fit (callbacks) ──► run_dir/
-               config.json  tokenizer/  model.keras  metrics.json
+    config ──► tokenizer (train or reuse) ──► preprocessor (start token of the mode)
+           ──► tf.data (streams | sentences) ──► LSTMBackbone + LanguageModel
+           ──► fit (callbacks) ──► run_dir/
+               config.json  progress.json  tokenizer/  model.keras  metrics.json
                history.csv  curves.png  logs/ (TensorBoard)  samples.txt
 """
 
 import logging
 import math
 import os
-import shutil
-import time
 
 import keras
 
 from textlstm import training
-from textlstm.config import save_config
-from textlstm.data import encode_lines, lm_sentence_dataset, lm_stream_dataset, read_lines, tfds_lines
-from textlstm.data.language_modeling import non_empty
+from textlstm.config import LanguageModelConfig
+from textlstm.data import read_lines, sentence_dataset, stream_dataset, tfds_lines
+from textlstm.data.streams import non_empty
 from textlstm.models import LanguageModel, LSTMBackbone
-from textlstm.reports import plot_curves
-from textlstm.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
+from textlstm.preprocessors import LanguageModelPreprocessor
+from textlstm.recipes.run_steps import fit_unless_done, plot_history, prepare_tokenizer, save_model
+from textlstm.runs import RunDirectory, read_run_config, write_text
 
 logger = logging.getLogger(__name__)
-
-FINISHED_MARKER = "metrics.json"
-
-
-def prepare_run_dir(config):
-    """Creates `config.run_dir`; refuses to touch a finished run unless `overwrite`."""
-    run_dir = config.run_dir
-    if os.path.exists(os.path.join(run_dir, FINISHED_MARKER)):
-        if not config.overwrite:
-            raise FileExistsError(
-                f"run_dir {run_dir} holds a finished run ({FINISHED_MARKER}); "
-                f"pass overwrite=true or choose another run_dir."
-            )
-        logger.info("overwriting the finished run in %s", run_dir)
-        shutil.rmtree(run_dir)
-    os.makedirs(run_dir, exist_ok=True)
-    return run_dir
 
 
 def corpus_sources(config):
@@ -61,23 +44,22 @@ def read_corpus(config):
     return tuple(read_lines(path, config.encoding, max_lines=size) for path, size in zip(corpus_sources(config), sizes))
 
 
-def make_datasets(config, tokenizer, lines, source):
+def make_train_dataset(config, preprocessor, lines, source):
     """The training dataset in the layout `config.mode` names."""
     if config.mode == "stream":
-        return lm_stream_dataset(tokenizer, lines, config.batch_size, config.sequence_length, source=source)
-    return lm_sentence_dataset(tokenizer, lines, config.batch_size, shuffle=True, seed=config.seed, source=source)
+        return stream_dataset(preprocessor, lines, config.batch_size, config.sequence_length, source=source)
+    return sentence_dataset(preprocessor, lines, config.batch_size, shuffle=True, seed=config.seed, source=source)
 
 
-def make_eval_dataset(config, tokenizer, lines, source):
-    """An evaluation dataset: every token scored, in the layout `config.mode` names."""
-    if config.mode == "stream":
-        return lm_stream_dataset(tokenizer, lines, config.eval_batch_size, config.sequence_length, keep_last=True,
-                                 source=source)
-    return lm_sentence_dataset(tokenizer, lines, config.eval_batch_size, source=source)
+def make_eval_dataset(preprocessor, lines, mode, batch_size, sequence_length, source):
+    """An evaluation dataset: every token scored, in the layout `mode` names."""
+    if mode == "stream":
+        return stream_dataset(preprocessor, lines, batch_size, sequence_length, keep_last=True, source=source)
+    return sentence_dataset(preprocessor, lines, batch_size, source=source)
 
 
 def build_language_model(config, tokenizer):
-    """The LSTMBackbone + LanguageModel a config describes."""
+    """The LSTMBackbone + LanguageModel a config describes, with the preprocessor of its mode."""
     backbone = LSTMBackbone(
         vocabulary_size=tokenizer.vocabulary_size(),
         embedding_dim=config.embedding_dim,
@@ -85,15 +67,18 @@ def build_language_model(config, tokenizer):
         num_layers=config.num_layers,
         cell_type=config.cell_type,
         dropout=config.dropout,
+        kernel_initializer=config.kernel_initializer,
+        recurrent_initializer=config.recurrent_initializer,
     )
-    return LanguageModel(backbone, tokenizer=tokenizer, tie_weights=config.tie_weights)
+    preprocessor = LanguageModelPreprocessor.for_mode(tokenizer, config.mode)
+    return LanguageModel(backbone, preprocessor=preprocessor, tie_weights=config.tie_weights)
 
 
 def count_tokens(dataset):
     return int(sum(float(w.numpy().sum()) for _, _, w in dataset))
 
 
-def word_perplexity(loss, tokenizer, lines):
+def word_perplexity(loss, preprocessor, lines):
     """Per-word perplexity from a per-token loss, so subword and word models compare.
 
     exp(loss * tokens / words), with whitespace words and each line's `</s>`
@@ -101,7 +86,7 @@ def word_perplexity(loss, tokenizer, lines):
     across different segmentations?"). Equals exp(loss) for a word tokenizer.
     """
     lines = non_empty(lines, "word_perplexity")  # the lines the datasets scored
-    tokens = sum(len(ids) for ids in encode_lines(tokenizer, lines))
+    tokens = sum(len(ids) for ids in preprocessor.encode_lines(lines, add_start_token=False))
     words = sum(len(line.split()) + 1 for line in lines)
     return math.exp(loss * tokens / words)
 
@@ -109,39 +94,36 @@ def word_perplexity(loss, tokenizer, lines):
 def train_language_model(config):
     """Trains, evaluates and saves a language model; returns the metrics dict.
 
-    Re-running the same config after a crash resumes from the last epoch
-    (BackupAndRestore in `run_dir/backup`).
+    Re-running the same config after a crash resumes (see `textlstm.runs`):
+    from the last finished epoch, or, when training had finished, with the
+    steps after it. More epochs or a larger time budget continue a finished
+    run.
     """
-    run_dir = prepare_run_dir(config)
-    save_config(config, os.path.join(run_dir, "config.json"))
+    train_lines, valid_lines, test_lines = read_corpus(config)  # before the run dir is touched
+    run = RunDirectory.open(config)
     keras.utils.set_random_seed(config.seed)
 
-    train_lines, valid_lines, test_lines = read_corpus(config)
-
-    tokenizer_dir = os.path.join(run_dir, "tokenizer")
-    if os.path.exists(os.path.join(tokenizer_dir, "config.json")):
-        tokenizer = load_tokenizer(tokenizer_dir)  # resuming: keep the ids the backup was trained on
-    else:
-        tokenizer = train_tokenizer(config.tokenizer, train_lines, config.vocabulary_size, config.min_count)
-        save_tokenizer(tokenizer, tokenizer_dir)
-    logger.info("tokenizer: %s, %d tokens", config.tokenizer, tokenizer.vocabulary_size())
-
-    train_source, valid_source, test_source = corpus_sources(config)
-    train_data = make_datasets(config, tokenizer, train_lines, train_source)
-    valid_data = make_eval_dataset(config, tokenizer, valid_lines, valid_source)
-    test_data = make_eval_dataset(config, tokenizer, test_lines, test_source)
-    train_tokens = count_tokens(train_data)
+    tokenizer = prepare_tokenizer(run, config, train_lines)
 
     lm = build_language_model(config, tokenizer)
+    train_source, valid_source, test_source = corpus_sources(config)
+    train_data = make_train_dataset(config, lm.preprocessor, train_lines, train_source)
+    valid_data = make_eval_dataset(lm.preprocessor, valid_lines, config.mode, config.eval_batch_size,
+                                   config.sequence_length, valid_source)
+    test_data = make_eval_dataset(lm.preprocessor, test_lines, config.mode, config.eval_batch_size,
+                                  config.sequence_length, test_source)
+    train_tokens = count_tokens(train_data)
+
     lm.compile(
-        optimizer=training.make_optimizer(config.optimizer, config.learning_rate, config.clipnorm),
+        optimizer=training.make_optimizer(config.optimizer, config.learning_rate, config.clipnorm,
+                                          config.weight_decay, config.weight_decay_type),
         carry_state=config.mode == "stream",
         sampled_softmax=config.sampled_softmax,
         jit_compile=training.resolve_jit_compile(
             config.jit_compile, config.sampled_softmax, config.hidden_dim, config.mode),
     )
     callbacks = training.standard_callbacks(
-        run_dir,
+        run.path,
         config.learning_rate,
         lr_schedule=config.lr_schedule,
         lr_decay_factor=config.lr_decay_factor,
@@ -150,43 +132,39 @@ def train_language_model(config):
         early_stopping_patience=config.early_stopping_patience,
         time_budget_minutes=config.time_budget_minutes,
     )
-    start = time.monotonic()
-    lm.fit(train_data, validation_data=valid_data, epochs=config.epochs, callbacks=callbacks, verbose=config.verbose)
-    fit_seconds = time.monotonic() - start
-    training.restore_best(lm, run_dir)
+    fit_seconds = fit_unless_done(lm, run, train_data, valid_data, config.epochs, callbacks, config.verbose)
+    training.restore_best(lm, run.path)
 
     valid = lm.evaluate(valid_data, return_dict=True, verbose=0)
     test = lm.evaluate(test_data, return_dict=True, verbose=0)
-    lm.save(os.path.join(run_dir, "model.keras"))
+    save_model(lm, run)
 
-    history = training.read_history(run_dir)
-    if history:
-        # With sampled softmax the training "perplexity" is exp(sampled loss): lower than the true one.
-        train_label = f"train (sampled softmax, {config.sampled_softmax})" if config.sampled_softmax else "train"
-        plot_curves(history, os.path.join(run_dir, "curves.png"), title=f"{config.tokenizer} LM, {run_dir}",
-                    train_label=train_label)
+    # With sampled softmax the training "perplexity" is exp(sampled loss): lower than the true one.
+    train_label = f"train (sampled softmax, {config.sampled_softmax})" if config.sampled_softmax else "train"
+    history = plot_history(run, title=f"{config.tokenizer} LM, {run.path}", train_label=train_label)
     train_seconds = [row["train_seconds"] for row in history if "train_seconds" in row]
     samples = lm.generate([""] * config.num_samples, max_length=config.sample_length,
-                          sampler="top_p", seed=config.seed)
-    with open(os.path.join(run_dir, "samples.txt"), "w", encoding="utf-8") as f:
-        f.write("\n".join(samples) + "\n")
+                          sampler="top_p", seed=config.seed) if config.num_samples else []
+    write_text("\n".join(samples) + "\n", run.file("samples.txt"))
 
     metrics = {
         "valid_perplexity": valid["perplexity"],
         "test_perplexity": test["perplexity"],
-        "valid_word_perplexity": word_perplexity(valid["loss"], tokenizer, valid_lines),
-        "test_word_perplexity": word_perplexity(test["loss"], tokenizer, test_lines),
+        "valid_word_perplexity": word_perplexity(valid["loss"], lm.preprocessor, valid_lines),
+        "test_word_perplexity": word_perplexity(test["loss"], lm.preprocessor, test_lines),
         "valid_tokens": count_tokens(valid_data),
         "test_tokens": count_tokens(test_data),
         "train_tokens_per_epoch": train_tokens,
         "epochs": len(history),
+        "stopped_by": run.progress["stopped_by"],
         "fit_seconds": fit_seconds,
         "seconds_per_epoch": sum(train_seconds) / len(train_seconds) if train_seconds else None,
         "train_tokens_per_second": train_tokens * len(train_seconds) / sum(train_seconds) if train_seconds else None,
         "parameters": lm.count_params(),
+        "start_token": lm.preprocessor.start_token,
         "samples": samples,
     }
-    training.write_json(metrics, os.path.join(run_dir, FINISHED_MARKER))
+    run.finish(metrics)
     logger.info("valid perplexity %.2f, test perplexity %.2f", valid["perplexity"], test["perplexity"])
     return metrics
 
@@ -202,14 +180,21 @@ def load_language_model(run_dir):
 def evaluate_language_model(lm, path, encoding="utf-8", mode="stream", batch_size=10, sequence_length=35, verbose=0):
     """Perplexity of `lm` on a text file; returns a dict with perplexity and tokens.
 
-    `verbose=1` shows a Keras progress bar (on stdout).
+    The ids come from `lm.preprocessor`; `mode` picks the layout. `verbose=1`
+    shows a Keras progress bar (on stdout).
     """
     lines = read_lines(path, encoding)
-    if mode == "stream":
-        data = lm_stream_dataset(lm.tokenizer, lines, batch_size, sequence_length, keep_last=True, source=path)
-    else:
-        data = lm_sentence_dataset(lm.tokenizer, lines, batch_size, source=path)
+    data = make_eval_dataset(lm.preprocessor, lines, mode, batch_size, sequence_length, path)
     lm.compile(carry_state=mode == "stream")
     result = lm.evaluate(data, return_dict=True, verbose=verbose)
     return {"file": path, "perplexity": result["perplexity"], "loss": result["loss"], "tokens": count_tokens(data),
-            "word_perplexity": word_perplexity(result["loss"], lm.tokenizer, lines)}
+            "word_perplexity": word_perplexity(result["loss"], lm.preprocessor, lines)}
+
+
+def evaluate_run(run_dir, path, encoding=None, mode=None, batch_size=None, sequence_length=None, verbose=0):
+    """`evaluate_language_model` with unset options taken from the run's config, so numbers match its metrics."""
+    config = read_run_config(LanguageModelConfig, run_dir)
+    return evaluate_language_model(
+        load_language_model(run_dir), path, encoding=encoding or config.encoding, mode=mode or config.mode,
+        batch_size=batch_size or config.eval_batch_size, sequence_length=sequence_length or config.sequence_length,
+        verbose=verbose)

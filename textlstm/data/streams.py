@@ -1,41 +1,19 @@
-"""tf.data pipelines for language modeling: BPTT streams and padded sentences.
+"""Token streams for truncated backpropagation through time (BPTT).
 
-Two layouts, one contract: each element is `(x, y, sample_weight)` with
-`x`, `y` int32 `(batch, time)` and `y[:, t]` the token after `x[:, t]`;
-`sample_weight` is 0 on padding, so padded positions never count.
+The language-model layout of Zaremba et al. (2014): the corpus as one token
+stream, laid out as B parallel streams and cut into windows. Each element is
+`(x, y, sample_weight)` with `x`, `y` int32 `(batch, sequence_length)` and
+`y[:, t]` the token after `x[:, t]`; `sample_weight` is 0 on padding.
 """
 
-import bisect
-import collections
 import logging
-import math
 
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
-from textlstm.tokenizers import BOS_ID, EOS_ID, PAD_ID
+from textlstm.tokenizers import EOS_ID, PAD_ID
 
 logger = logging.getLogger(__name__)
-
-
-def encode_lines(tokenizer, lines, add_bos=False, add_eos=True, batch_size=4096):
-    """Tokenizes `lines` in batches; returns a list of int32 numpy arrays.
-
-    `<s>`/`</s>` are added per line as asked. Lines are tokenized by the
-    tokenizer's own TF ops (the ops an exported model runs), `batch_size`
-    lines at a time; eagerly, as tracing them would cost more than it saves.
-    """
-    encoded = []
-    starts = range(0, len(lines), batch_size)
-    for start in tqdm(starts, desc="tokenizing", unit="batch", disable=None if len(starts) > 4 else True):
-        ragged = tokenizer.tokenize(tf.constant(lines[start : start + batch_size]))
-        for ids in ragged.numpy():
-            ids = list(ids)
-            encoded.append(
-                np.asarray(([BOS_ID] if add_bos else []) + ids + ([EOS_ID] if add_eos else []), "int32")
-            )
-    return encoded
 
 
 def batchify(token_ids, batch_size):
@@ -118,49 +96,31 @@ def non_empty(lines, source):
     return kept
 
 
-def lm_stream_dataset(tokenizer, lines, batch_size, sequence_length, keep_last=False, source="lines"):
-    """Lines -> one token stream (each line ending in `</s>`) -> BPTT windows.
+def token_stream(preprocessor, lines, source="lines"):
+    """Lines -> one int32 token stream in which every line follows `</s>`:
 
-    Blank lines are skipped; `source` (e.g. the file) names the data in errors.
+        </s> a b c </s> d e </s> f g h i </s> ...
+
+    Each line is `preprocessor`'s ids without their start token, so the
+    stream opens with one `</s>`: the first line, like every other, is
+    predicted from `</s>`, the start token a stream-mode preprocessor puts
+    before the texts it scores. Blank lines are skipped; `source` (e.g. the
+    file) names the data in errors.
     """
-    stream = np.concatenate(encode_lines(tokenizer, non_empty(lines, source), add_bos=False, add_eos=True))
+    if preprocessor.start_token_id != EOS_ID or not preprocessor.add_end_token:
+        raise ValueError(
+            f"`preprocessor` must open texts with '</s>' and close them with '</s>' for a stream, received "
+            f"start_token={preprocessor.start_token!r}, add_end_token={preprocessor.add_end_token!r}."
+        )
+    encoded = preprocessor.encode_lines(non_empty(lines, source), add_start_token=False)
+    return np.concatenate([[EOS_ID], *encoded]).astype("int32")
+
+
+def stream_dataset(preprocessor, lines, batch_size, sequence_length, keep_last=False, source="lines"):
+    """Lines -> `token_stream` -> BPTT windows of `(x, y, sample_weight)`; see `stream_windows`."""
+    stream = token_stream(preprocessor, lines, source)
     logger.info("%s: stream of %d tokens in %d streams", source, len(stream), batch_size)
     try:
         return stream_windows(stream, batch_size, sequence_length, keep_last=keep_last)
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from None
-
-
-def lm_sentence_dataset(tokenizer, lines, batch_size, max_length=200, shuffle=False, seed=None, source="lines"):
-    """One line a sequence, `<s> ... </s>`, right padded and bucketed by length.
-
-    Blank lines are skipped, so no sequence is empty; lines longer than
-    `max_length` tokens are cut. Bucketing keeps padding small; padding is
-    always on the right (cuDNN's requirement), with sample weight 0.
-    `source` (e.g. the file) names the data in errors.
-    """
-    lines = non_empty(lines, source)
-    sequences = [ids[:max_length + 1] for ids in encode_lines(tokenizer, lines, add_bos=True)]
-    dataset = tf.data.Dataset.from_generator(
-        lambda: iter(sequences), output_signature=tf.TensorSpec([None], tf.int32)
-    )
-    if shuffle:
-        dataset = dataset.shuffle(len(sequences), seed=seed, reshuffle_each_iteration=True)
-    boundaries = [b for b in (8, 16, 24, 32, 48, 64, 96, 128) if b < max_length]
-    dataset = dataset.bucket_by_sequence_length(
-        lambda ids: tf.shape(ids)[0],
-        bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-        padding_values=PAD_ID,
-    )
-    # Each bucket ends with one partial batch; declaring the count gives Keras
-    # a progress-bar total (and no "ran out of data" warning).
-    bucket_sizes = collections.Counter(bisect.bisect_right(boundaries, len(ids)) for ids in sequences)
-    num_batches = sum(math.ceil(n / batch_size) for n in bucket_sizes.values())
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
-
-    def split(ids):  # (batch, time + 1) -> x, y (batch, time), weight
-        x, y = ids[:, :-1], ids[:, 1:]
-        return x, y, tf.cast(tf.not_equal(y, PAD_ID), "float32")
-
-    return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

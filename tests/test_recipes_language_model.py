@@ -5,7 +5,8 @@ import math
 import pytest
 
 from textlstm.config import LanguageModelConfig, config_from_dict
-from textlstm.language_modeling import FINISHED_MARKER, prepare_run_dir, read_corpus, word_perplexity
+from textlstm.preprocessors import LanguageModelPreprocessor
+from textlstm.recipes.language_model import read_corpus, word_perplexity
 from textlstm.tokenizers import train_tokenizer
 
 
@@ -21,32 +22,12 @@ def test_corpus_from_tfds_equals_the_text_files(ptb_tfds_dir, ptb_dir):
     assert from_tfds == from_files
 
 
-def test_finished_run_is_kept_unless_overwrite(tmp_path):
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / FINISHED_MARKER).write_text("{}")
-    (run_dir / "model.keras").write_text("weights")
-    config = config_from_dict(LanguageModelConfig, {"run_dir": str(run_dir)})
-    with pytest.raises(FileExistsError, match="holds a finished run .*overwrite=true"):
-        prepare_run_dir(config)
-    assert (run_dir / "model.keras").read_text() == "weights"
-    config.overwrite = True
-    prepare_run_dir(config)
-    assert run_dir.is_dir() and not (run_dir / "model.keras").exists()
-
-
-def test_unfinished_run_dir_is_reused_for_resuming(tmp_path):
-    run_dir = tmp_path / "run"
-    (run_dir / "backup").mkdir(parents=True)
-    prepare_run_dir(config_from_dict(LanguageModelConfig, {"run_dir": str(run_dir)}))
-    assert (run_dir / "backup").is_dir()  # BackupAndRestore state survives the re-run
-
-
 def test_word_perplexity_rescales_subword_loss_by_tokens_per_word(ptb_lines, word_tokenizer):
     lines = ptb_lines[:200]
-    assert word_perplexity(1.5, word_tokenizer, lines) == pytest.approx(math.exp(1.5))  # one token a word
+    stream = LanguageModelPreprocessor.for_mode(word_tokenizer, "stream")
+    assert word_perplexity(1.5, stream, lines) == pytest.approx(math.exp(1.5))  # one token a word
     bpe = train_tokenizer("bpe", ptb_lines, vocabulary_size=500)
     tokens = sum(len(ids) for ids in bpe.tokenize(lines).to_list()) + len(lines)  # + each line's </s>
     words = sum(len(line.split()) for line in lines) + len(lines)
     assert tokens > 1.2 * words  # a 500-piece BPE splits many PTB words
-    assert word_perplexity(1.5, bpe, lines) == pytest.approx(math.exp(1.5 * tokens / words))
+    assert word_perplexity(1.5, LanguageModelPreprocessor.for_mode(bpe, "stream"), lines) == pytest.approx(math.exp(1.5 * tokens / words))

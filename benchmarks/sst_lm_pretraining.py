@@ -1,0 +1,91 @@
+"""SST-2 with LM pretraining (ULMFiT, Howard & Ruder 2018): pretrain an LSTM LM here, then fine-tune.
+
+    python benchmarks/sst_lm_pretraining.py [--runs runs] [lm overrides ...] [-- classifier overrides ...]
+
+1. Writes the LM's training text to RUNS/sst_lm_corpus/: PTB train, the SST
+   training sentences (Kim 2014's stsa.fine.train, labels dropped) and MR,
+   less every MR sentence that is also an SST dev or test sentence (MR is
+   the source SST was built from; sentences are compared with punctuation
+   and spaces removed). No test sentence is ever in it.
+2. Trains a word-level LM on it (`train lm`, RUNS/sst_lm).
+3. Fine-tunes a bidirectional classifier on SST-2 (`train classifier`,
+   RUNS/sst2_ulmfit) from that LM: gradual unfreezing, discriminative rates,
+   slanted triangular rates.
+
+Prints both runs' metrics; BENCHMARKS.md holds the measured numbers.
+"""
+
+import argparse
+import json
+import logging
+import os
+import re
+
+import textlstm
+from textlstm.data import read_lines, read_sentiment_dataset
+
+LM_SETTINGS = [  # a 1x200 tied LSTM LM in stream mode; see BENCHMARKS.md for why these sizes
+    "tokenizer=word", "vocabulary_size=30000", "lowercase=true", "mode=stream", "embedding_dim=200",
+    "hidden_dim=200", "num_layers=1", "dropout=0.3", "tie_weights=true", "sampled_softmax=1024",
+    "epochs=3", "lr_decay_start_epoch=3", "time_budget_minutes=12", "early_stopping_patience=0",
+    "num_samples=3", "verbose=2",
+]
+CLASSIFIER_SETTINGS = [
+    "dataset=sst2_glue", "embedding_dim=200", "hidden_dim=200", "num_layers=1", "dropout=0.5",
+    "pooling=concat", "optimizer=adam", "learning_rate=0.002", "batch_size=64", "epochs=3",
+    "gradual_unfreezing=true", "discriminative_lr_factor=2.6", "lr_schedule=slanted_triangular",
+    "time_budget_minutes=20", "verbose=2",
+]
+
+
+def normalized(text):
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def write_corpus(directory, data_dir):
+    """PTB + SST train sentences + MR without SST dev/test sentences; returns the file and its line count."""
+    held_out = set()
+    for name, split in (("sst2_kim2014", "dev"), ("sst2_kim2014", "test"), ("sst5_kim2014", "dev"),
+                        ("sst5_kim2014", "test"), ("sst2_glue", "test")):
+        held_out.update(normalized(t) for t in read_sentiment_dataset(name, split, data_dir).texts)
+    lines = read_lines(os.path.join(data_dir, "ptb", "ptb.train.txt"))
+    lines += read_sentiment_dataset("sst5_kim2014", "train", data_dir).texts
+    mr = read_sentiment_dataset("mr", "all", data_dir).texts
+    kept = [text for text in mr if normalized(text) not in held_out]
+    logging.info("MR: kept %d of %d sentences (%d are SST dev/test sentences)", len(kept), len(mr),
+                 len(mr) - len(kept))
+    lines += kept
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "train.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return path, len(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", default="runs")
+    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("lm_overrides", nargs="*", metavar="key=value")
+    args, classifier_overrides = parser.parse_known_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    corpus, count = write_corpus(os.path.join(args.runs, "sst_lm_corpus"), args.data_dir)
+    lm_run = os.path.join(args.runs, "sst_lm")
+    lm_config = textlstm.load_config(textlstm.LanguageModelConfig, None, [
+        f"train_file={corpus}", f"valid_file={args.data_dir}/ptb/ptb.valid.txt",
+        f"test_file={args.data_dir}/ptb/ptb.test.txt", f"run_dir={lm_run}", *LM_SETTINGS, *args.lm_overrides])
+    if not os.path.exists(os.path.join(lm_run, "metrics.json")):
+        lm_metrics = textlstm.train_language_model(lm_config)
+    else:
+        lm_metrics = json.load(open(os.path.join(lm_run, "metrics.json"), encoding="utf-8"))
+    print(json.dumps({"corpus_lines": count, **{k: v for k, v in lm_metrics.items() if k != "samples"}}, indent=2))
+
+    classifier_config = textlstm.load_config(textlstm.SentimentConfig, None, [
+        f"data_dir={args.data_dir}", f"pretrained_lm={lm_run}", f"run_dir={os.path.join(args.runs, 'sst2_ulmfit')}",
+        *CLASSIFIER_SETTINGS, *[o for o in classifier_overrides if o != "--"]])
+    print(json.dumps(textlstm.train_sentiment(classifier_config), indent=2))
+
+
+if __name__ == "__main__":
+    main()

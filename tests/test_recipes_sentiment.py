@@ -1,0 +1,98 @@
+"""The sentiment recipe end to end on the real SST-2 / MR files, from the CLI and the Python API."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from textlstm.cli import main
+from textlstm.config import SentimentConfig, config_from_dict
+from textlstm.recipes.language_model import load_language_model
+from textlstm.recipes.sentiment import load_classifier, train_sentiment
+
+TINY = ["max_train_lines=3000", "vocabulary_size=6000", "embedding_dim=32", "hidden_dim=16", "epochs=2",
+        "time_budget_minutes=0", "verbose=0", "learning_rate=0.005"]
+
+
+@pytest.fixture(scope="module")
+def classifier_run(tmp_path_factory, shared_data):
+    run_dir = tmp_path_factory.mktemp("runs") / "sst2"
+    assert main(["train", "classifier", f"data_dir={shared_data}", f"run_dir={run_dir}", *TINY]) == 0
+    return run_dir
+
+
+def test_a_tiny_run_beats_the_majority_class_on_held_out_sentences(classifier_run):
+    metrics = json.loads((classifier_run / "metrics.json").read_text())
+    assert metrics["test_examples"] == 872 and metrics["train_examples"] == 3000
+    assert metrics["test_accuracy"] > metrics["majority_class_accuracy"] + 0.08, metrics
+    low, high = metrics["test_accuracy_interval"]
+    assert low < metrics["test_accuracy"] < high
+    for name in ("config.json", "model.keras", "report.md", "report.json", "report.png", "history.csv",
+                 "curves.png", "tokenizer/config.json", "checkpoints/best.weights.h5", "progress.json"):
+        assert (classifier_run / name).exists(), name
+    report = json.loads((classifier_run / "report.json").read_text())
+    assert sum(map(sum, report["confusion_matrix"])) == 872
+    assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def test_predict_from_the_cli_and_the_api(classifier_run, capsys):
+    texts = ["a gorgeous , witty , seductive movie .", "the plot is dull and the acting is worse ."]
+    assert main(["predict", "--run-dir", str(classifier_run), "--format", "jsonl", *texts]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["text"] for row in rows] == texts
+    for row in rows:
+        assert row["label"] in ("negative", "positive")
+        assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert row["label"] == max(row["probabilities"], key=row["probabilities"].get)
+    predictions = load_classifier(str(classifier_run)).predict(texts)
+    assert predictions.probabilities.shape == (2, 2) and list(predictions.labels) == [r["label"] for r in rows]
+    assert main(["predict", "--run-dir", str(classifier_run)]) == 2
+    assert "give texts as arguments or --file" in capsys.readouterr().err
+
+
+def test_evaluate_classifier_on_another_file_writes_a_report(classifier_run, shared_data, tmp_path, capsys):
+    test_file = shared_data / "sst_kim2014" / "stsa.binary.test"
+    assert main(["evaluate", "classifier", "--run-dir", str(classifier_run), "--file", str(test_file),
+                 "--output-dir", str(tmp_path / "kim")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["examples"] == 1821 and 0.5 < result["accuracy"] <= 1.0
+    assert (tmp_path / "kim" / "report.md").read_text().count("|") > 20
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("sentence\tlabel\ngood film\t1\nbad film\t7\n")
+    assert main(["evaluate", "classifier", "--run-dir", str(classifier_run), "--file", str(bad)]) == 2
+    assert "bad.tsv:3" in capsys.readouterr().err
+
+
+def test_transfer_from_a_language_model_run(trained_run, shared_data, tmp_path):
+    """ULMFiT: the classifier starts from the LM run's embedding and LSTM; frozen groups keep them."""
+    lm = load_language_model(str(trained_run))
+    config = config_from_dict(SentimentConfig, {
+        "data_dir": str(shared_data), "run_dir": str(tmp_path / "transfer"), "max_train_lines": 500,
+        "embedding_dim": 64, "hidden_dim": 64, "num_layers": 1, "epochs": 1, "verbose": 0,
+        "pretrained_lm": str(trained_run), "gradual_unfreezing": True, "discriminative_lr_factor": 2.6,
+        "lr_schedule": "slanted_triangular", "weight_decay": 0.01})
+    metrics = train_sentiment(config)
+    assert metrics["transfer"]["layers"][0]["forward"] == "copied"
+    assert metrics["start_token"] == lm.preprocessor.start_token
+    classifier = load_classifier(config.run_dir)
+    assert classifier.preprocessor.tokenizer.get_vocabulary() == lm.tokenizer.get_vocabulary()
+    # One epoch of gradual unfreezing trains the head only: embedding and LSTM are still the LM's.
+    np.testing.assert_array_equal(classifier.backbone.token_embedding.get_weights()[0],
+                                  lm.backbone.token_embedding.get_weights()[0])
+    forward = classifier.backbone.recurrent_layers[0].forward_layer
+    for mine, theirs in zip(forward.get_weights(), lm.backbone.recurrent_layers[0].get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_mr_cross_validation_writes_one_run_per_fold(shared_data, tmp_path):
+    config = config_from_dict(SentimentConfig, {
+        "dataset": "mr", "cross_validation_folds": 2, "data_dir": str(shared_data), "max_train_lines": 300,
+        "run_dir": str(tmp_path / "mr"), "embedding_dim": 16, "hidden_dim": 8, "epochs": 1, "verbose": 0})
+    metrics = train_sentiment(config)
+    assert len(metrics["fold_accuracies"]) == 2
+    assert metrics["test_accuracy"] == pytest.approx(np.mean(metrics["fold_accuracies"]))
+    for fold in (1, 2):
+        fold_metrics = json.loads((tmp_path / "mr" / f"fold_{fold}" / "metrics.json").read_text())
+        assert fold_metrics["test_examples"] == 300  # 600 sentences, half of each label in each fold
+    keras.backend.clear_session()

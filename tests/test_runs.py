@@ -1,0 +1,125 @@
+"""The run directory, as every recipe uses it: resume, refuse, replace, continue, atomic writes."""
+
+import json
+import os
+
+import pytest
+
+from textlstm.cli import main
+from textlstm.config import LanguageModelConfig, config_from_dict
+from textlstm.recipes import language_model as recipe
+from textlstm.runs import RunDirectory, atomic_path
+
+TINY = {
+    "max_train_lines": 300, "max_eval_lines": 60, "embedding_dim": 16, "hidden_dim": 16, "num_layers": 1,
+    "batch_size": 8, "eval_batch_size": 8, "sequence_length": 10, "sampled_softmax": 0, "epochs": 2,
+    "lr_decay_start_epoch": 2, "early_stopping_patience": 0, "num_samples": 1, "verbose": 0,
+}
+
+
+@pytest.fixture
+def tiny_config(tmp_path, ptb_dir):
+    def make(**values):
+        return config_from_dict(LanguageModelConfig, {
+            "train_file": str(ptb_dir / "ptb.train.txt"), "valid_file": str(ptb_dir / "ptb.valid.txt"),
+            "test_file": str(ptb_dir / "ptb.test.txt"), "run_dir": str(tmp_path / "run"), **TINY, **values})
+    return make
+
+
+@pytest.fixture
+def fit_calls(monkeypatch):
+    """Counts LanguageModel.fit calls, and the epochs each trained."""
+    calls = []
+    original = recipe.LanguageModel.fit
+
+    def counting_fit(self, *args, **kwargs):
+        history = original(self, *args, **kwargs)
+        calls.append(len(history.history.get("loss", [])))
+        return history
+
+    monkeypatch.setattr(recipe.LanguageModel, "fit", counting_fit)
+    return calls
+
+
+def test_a_crash_after_fit_is_finished_without_retraining(tiny_config, fit_calls, monkeypatch):
+    config = tiny_config()
+    real_word_perplexity = recipe.word_perplexity
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash in the final evaluation")
+
+    monkeypatch.setattr(recipe, "word_perplexity", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        recipe.train_language_model(config)
+    best = os.path.join(config.run_dir, "checkpoints", "best.weights.h5")
+    best_bytes = open(best, "rb").read()
+    assert not os.path.exists(os.path.join(config.run_dir, "metrics.json"))
+    assert fit_calls == [2]
+
+    monkeypatch.setattr(recipe, "word_perplexity", real_word_perplexity)
+    metrics = recipe.train_language_model(config)
+    assert fit_calls == [2]  # the re-run did not call fit again
+    assert open(best, "rb").read() == best_bytes  # nor replaced the best checkpoint
+    assert metrics["epochs"] == 2 and metrics["stopped_by"] == "epochs"
+    assert json.loads(open(os.path.join(config.run_dir, "metrics.json")).read())["test_perplexity"] > 1
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_succeeds(tiny_config, tmp_path):
+    config = tiny_config(epochs=1)
+    recipe.train_language_model(config)
+    model_bytes = open(os.path.join(config.run_dir, "model.keras"), "rb").read()
+
+    missing = tiny_config(epochs=1, overwrite=True, train_file=str(tmp_path / "missing.txt"))
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        recipe.train_language_model(missing)  # the new run cannot read its data: nothing was touched
+    assert open(os.path.join(config.run_dir, "model.keras"), "rb").read() == model_bytes
+    assert main(["train", "lm", "--run-dir", config.run_dir, "overwrite=true", "hidden_dim=0"]) == 2  # bad config
+    assert open(os.path.join(config.run_dir, "model.keras"), "rb").read() == model_bytes
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+
+    replacing = tiny_config(epochs=1, overwrite=True, hidden_dim=8, embedding_dim=8)
+    recipe.train_language_model(replacing)
+    assert sorted(os.listdir(tmp_path)) == ["run"]  # the replaced run was removed once the new one finished
+    assert json.loads(open(os.path.join(config.run_dir, "config.json")).read())["hidden_dim"] == 8
+
+
+def test_a_changed_config_is_refused_naming_the_fields(tiny_config):
+    config = tiny_config(epochs=1)
+    recipe.train_language_model(config)
+    with pytest.raises(ValueError, match=r"another config \(embedding_dim: 16 -> 32, hidden_dim: 16 -> 32\)"):
+        recipe.train_language_model(tiny_config(epochs=1, hidden_dim=32, embedding_dim=32))
+    with pytest.raises(ValueError, match=r"tokenizer: 'word' -> 'bpe'"):
+        RunDirectory.open(tiny_config(epochs=1, tokenizer="bpe"))
+    with pytest.raises(FileExistsError, match="holds a finished run; raise epochs"):
+        recipe.train_language_model(config)
+    saved = json.loads(open(os.path.join(config.run_dir, "config.json")).read())
+    assert saved["hidden_dim"] == 16 and saved["tokenizer"] == "word"  # the refusals rewrote nothing
+
+
+def test_a_finished_run_continues_with_more_epochs(tiny_config, fit_calls):
+    recipe.train_language_model(tiny_config(epochs=1))
+    metrics = recipe.train_language_model(tiny_config(epochs=3))
+    assert fit_calls == [1, 2]  # epochs 2 and 3 only: weights, optimizer and epoch came from the backup
+    assert metrics["epochs"] == 3
+    rows = [line.split(",")[0] for line in open(os.path.join(tiny_config().run_dir, "history.csv"))][1:]
+    assert rows == ["0", "1", "2"]
+
+
+def test_a_time_budget_stop_continues_with_a_larger_budget(tiny_config, fit_calls):
+    first = recipe.train_language_model(tiny_config(epochs=4, time_budget_minutes=0.0001))
+    assert first["stopped_by"] == "time_budget" and first["epochs"] == 1
+    with pytest.raises(FileExistsError, match="finished run"):
+        recipe.train_language_model(tiny_config(epochs=4, time_budget_minutes=0.0001))
+    second = recipe.train_language_model(tiny_config(epochs=4, time_budget_minutes=60))
+    assert second["epochs"] == 4 and second["stopped_by"] == "epochs"
+    assert fit_calls == [1, 3]
+
+
+def test_atomic_path_leaves_nothing_behind_on_failure(tmp_path):
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(str(target)) as tmp:
+            open(tmp, "w").write("half")
+            raise RuntimeError("crash while writing")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["metrics.json"]

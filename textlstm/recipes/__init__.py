@@ -1,0 +1,9 @@
+"""Recipes: one module per task, config in, run directory out."""
+
+from textlstm.recipes.language_model import (
+    evaluate_language_model,
+    evaluate_run,
+    load_language_model,
+    train_language_model,
+)
+from textlstm.recipes.sentiment import evaluate_classifier_run, load_classifier, train_sentiment

@@ -1,0 +1,57 @@
+"""Steps every recipe takes in its run directory: the tokenizer, the saved model."""
+
+import logging
+import os
+import time
+
+from textlstm import training
+from textlstm.reports import plot_curves
+from textlstm.runs import atomic_path
+from textlstm.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_tokenizer(run, config, train_texts):
+    """The run's tokenizer: reloaded from `run_dir/tokenizer` when resuming, else trained on `train_texts` and saved."""
+    tokenizer_dir = run.file("tokenizer")
+    if os.path.exists(os.path.join(tokenizer_dir, "config.json")):
+        return load_tokenizer(tokenizer_dir)  # resuming: keep the ids the backup was trained on
+    tokenizer = train_tokenizer(config.tokenizer, train_texts, config.vocabulary_size, config.min_count,
+                                lowercase=config.lowercase)
+    save_tokenizer(tokenizer, tokenizer_dir)
+    logger.info("tokenizer: %s, %d tokens", config.tokenizer, tokenizer.vocabulary_size())
+    return tokenizer
+
+
+def fit_unless_done(model, run, train_data, valid_data, epochs, callbacks, verbose):
+    """`model.fit` in `run`, unless an earlier attempt finished training; records how it ended.
+
+    Returns the seconds spent (0 when training had finished before).
+    """
+    if not run.fit_needed:
+        logger.info("training had finished in an earlier attempt (%s); finishing the steps after it",
+                    run.describe())
+        return 0.0
+    start = time.monotonic()
+    # shuffle=False: a dataset orders itself (streams must not be shuffled; sequences reshuffle per epoch).
+    model.fit(train_data, validation_data=valid_data, epochs=epochs, callbacks=callbacks, verbose=verbose,
+              shuffle=False)
+    epochs_done = len(training.read_history(run.path))
+    run.finish_fit(epochs_done, training.stop_reason(callbacks, epochs_done, epochs))
+    return time.monotonic() - start
+
+
+def plot_history(run, **kwargs):
+    """`curves.png` of the run's `history.csv` (see `plot_curves` for `kwargs`); returns the history."""
+    history = training.read_history(run.path)
+    if history:
+        with atomic_path(run.file("curves.png")) as tmp_path:
+            plot_curves(history, tmp_path, **kwargs)
+    return history
+
+
+def save_model(model, run, name="model.keras"):
+    """`run_dir/name`, written under a temporary name and renamed."""
+    with atomic_path(run.file(name)) as tmp_path:
+        model.save(tmp_path)

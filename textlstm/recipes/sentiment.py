@@ -1,0 +1,283 @@
+"""The sentiment recipe: config in, run directory out.
+
+    config ──► LabeledExamples (sst2_glue | sst2_kim2014 | sst5_kim2014 | mr)
+           ──► tokenizer (trained, or a pretrained LM's) ──► ClassifierPreprocessor
+           ──► bucketed (ids, label[, class weight]) batches
+           ──► bidirectional LSTMBackbone + SentimentClassifier
+               (optionally initialised from LM runs: ULMFiT, Howard & Ruder 2018)
+           ──► fit ──► run_dir/
+               config.json  progress.json  tokenizer/  model.keras  metrics.json
+               history.csv  curves.png  logs/  report.{md,json,png}
+
+`cross_validation_folds=K` (MR has no test split) trains K runs in
+`run_dir/fold_1 ... fold_K`, each testing on its fold, and reports their mean.
+"""
+
+import dataclasses
+import logging
+import os
+
+import keras
+import numpy as np
+
+from textlstm import training
+from textlstm.config import SentimentConfig, read_json_object
+from textlstm.data import (
+    SENTIMENT_DATASETS,
+    cross_validation_folds,
+    labeled_dataset,
+    read_label_prefixed,
+    read_sentiment_dataset,
+    read_tsv_labeled,
+)
+from textlstm.data.sequences import inverse_frequency_weights
+from textlstm.models import LSTMBackbone, SentimentClassifier, transfer_language_model
+from textlstm.models.classifier import classifier_layer_groups
+from textlstm.preprocessors import ClassifierPreprocessor
+from textlstm.recipes.language_model import load_language_model
+from textlstm.recipes.run_steps import fit_unless_done, plot_history, prepare_tokenizer, save_model
+from textlstm.reports import classification_metrics, write_classification_report
+from textlstm.runs import RunDirectory, read_run_config, write_json
+from textlstm.tokenizers import BOS, save_tokenizer
+
+logger = logging.getLogger(__name__)
+
+VALIDATION_FRACTION = 0.1  # of the training part, in cross-validation folds (no dev set there)
+
+
+def read_splits(config):
+    """Train, validation and test `LabeledExamples` of a dataset that has splits."""
+    read = lambda split: read_sentiment_dataset(config.dataset, split, config.data_dir,  # noqa: E731
+                                                max_lines=config.max_train_lines if split == "train" else 0)
+    return read("train"), read("dev"), read("test")
+
+
+def load_pretrained(config):
+    """The forward and backward LMs a config names (None where it names none)."""
+    forward = load_language_model(config.pretrained_lm) if config.pretrained_lm else None
+    backward = load_language_model(config.pretrained_backward_lm) if config.pretrained_backward_lm else None
+    if forward is not None and backward is not None and (
+            forward.preprocessor.start_token != backward.preprocessor.start_token):
+        raise ValueError(
+            f"`pretrained_backward_lm` starts texts with {backward.preprocessor.start_token!r} but `pretrained_lm` "
+            f"with {forward.preprocessor.start_token!r}; train both in the same mode."
+        )
+    return forward, backward
+
+
+def build_classifier(config, tokenizer, start_token):
+    """The bidirectional LSTMBackbone + SentimentClassifier a config describes."""
+    info = SENTIMENT_DATASETS[config.dataset]
+    backbone = LSTMBackbone(
+        vocabulary_size=tokenizer.vocabulary_size(),
+        embedding_dim=config.embedding_dim,
+        hidden_dim=config.hidden_dim,
+        num_layers=config.num_layers,
+        cell_type=config.cell_type,
+        bidirectional=True,
+        dropout=config.dropout,
+        kernel_initializer=config.kernel_initializer,
+        recurrent_initializer=config.recurrent_initializer,
+    )
+    preprocessor = ClassifierPreprocessor(tokenizer, start_token=start_token, sequence_length=config.max_length)
+    return SentimentClassifier(backbone, num_classes=info.num_classes, preprocessor=preprocessor,
+                               pooling=config.pooling, dropout=config.dropout, label_names=list(info.label_names))
+
+
+def make_optimizer(config, classifier, steps_per_epoch):
+    """One optimizer, or with discriminative rates / gradual unfreezing one per layer group (ULMFiT).
+
+    Groups run bottom to top: embedding, each recurrent layer, the head.
+    Group g's rate is the base rate / `discriminative_lr_factor`^(groups-1-g)
+    (Howard & Ruder 2018 use 2.6); with `gradual_unfreezing` group g starts
+    training at epoch groups-1-g (the head first). Frozen groups have rate
+    0 (so no weight decay either); Adam's moments still see their gradients.
+    """
+    total_steps = steps_per_epoch * config.epochs
+    if config.lr_schedule == "slanted_triangular":
+        base = lambda factor: training.SlantedTriangular(config.learning_rate * factor, total_steps)  # noqa: E731
+    else:
+        base = lambda factor: config.learning_rate * factor  # noqa: E731
+    if config.discriminative_lr_factor == 1.0 and not config.gradual_unfreezing:
+        return training.make_optimizer(config.optimizer, base(1.0), config.clipnorm, config.weight_decay,
+                                       config.weight_decay_type)
+    groups = classifier_layer_groups(classifier)
+    optimizers = []
+    for depth, _ in enumerate(reversed(groups)):  # depth 0 = the head
+        start_step = depth * steps_per_epoch if config.gradual_unfreezing else 0
+        schedule = training.GroupSchedule(base(1.0 / config.discriminative_lr_factor ** depth), start_step)
+        optimizers.append(training.make_optimizer(config.optimizer, schedule, config.clipnorm,
+                                                  config.weight_decay, config.weight_decay_type))
+    optimizers.reverse()  # bottom to top, as the groups
+    group_of = {variable.path: index for index, group in enumerate(groups) for variable in group}
+    return keras.optimizers.MultiOptimizer(lambda variable: optimizers[group_of[variable.path]])
+
+
+def fit_and_evaluate(config, run, train, valid, test):
+    """Trains one classifier in `run` and evaluates it on `test`; returns the metrics dict."""
+    keras.utils.set_random_seed(config.seed)
+    forward_lm, backward_lm = load_pretrained(config)
+    if forward_lm is not None:
+        tokenizer = forward_lm.tokenizer
+        if not os.path.exists(run.file("tokenizer", "config.json")):
+            save_tokenizer(tokenizer, run.file("tokenizer"))
+        start_token = forward_lm.preprocessor.start_token
+    else:
+        tokenizer = prepare_tokenizer(run, config, train.texts)
+        start_token = BOS
+    classifier = build_classifier(config, tokenizer, start_token)
+    transfer = None
+    if forward_lm is not None:
+        transfer = transfer_language_model(classifier, forward_lm, backward_lm)
+        logger.info("initialised from %s: %s", config.pretrained_lm, transfer)
+
+    info = SENTIMENT_DATASETS[config.dataset]
+    class_weights = inverse_frequency_weights(train.labels, info.num_classes) if config.class_weights else None
+    preprocessor = classifier.preprocessor
+    train_data = labeled_dataset(preprocessor, train.texts, train.labels, config.batch_size,
+                                 class_weights=class_weights, shuffle=True, seed=config.seed)
+    valid_data = labeled_dataset(preprocessor, valid.texts, valid.labels, config.batch_size)
+    steps_per_epoch = int(train_data.cardinality())
+    classifier.compile(make_optimizer(config, classifier, steps_per_epoch))
+
+    callbacks = training.standard_callbacks(
+        run.path, config.learning_rate, lr_schedule="none",  # the optimizer holds the schedule
+        early_stopping_patience=config.early_stopping_patience, time_budget_minutes=config.time_budget_minutes,
+    )
+    fit_seconds = fit_unless_done(classifier, run, train_data, valid_data, config.epochs, callbacks,
+                                  config.verbose)
+    training.restore_best(classifier, run.path)
+    save_model(classifier, run)
+
+    history = plot_history(run, metric="loss", title=f"{config.dataset} classifier, {run.path}")
+    report = evaluate_examples(classifier, test, run.path, title=f"{config.dataset} {test.source}")
+    train_seconds = [row["train_seconds"] for row in history if "train_seconds" in row]
+    metrics = {
+        "dataset": config.dataset,
+        "test_file": test.source,
+        "test_accuracy": report["accuracy"],
+        "test_accuracy_interval": report["accuracy_interval"],
+        "test_macro_f1": report["macro_f1"],
+        "majority_class_accuracy": report["majority_class_accuracy"],
+        "valid_accuracy": max((row.get("val_accuracy", 0.0) for row in history), default=None),
+        "test_examples": len(test),
+        "train_examples": len(train),
+        "epochs": len(history),
+        "stopped_by": run.progress["stopped_by"],
+        "fit_seconds": fit_seconds,
+        "train_seconds": sum(train_seconds),
+        "parameters": classifier.count_params(),
+        "start_token": start_token,
+        "transfer": transfer,
+    }
+    run.finish(metrics)
+    logger.info("%s: test accuracy %.4f, macro-F1 %.4f", run.path, report["accuracy"], report["macro_f1"])
+    return metrics
+
+
+def evaluate_examples(classifier, examples, directory, stem="report", title=None):
+    """Predicts `examples`, writes `stem.{md,json,png}` into `directory`; returns the metrics dict."""
+    predictions = classifier.predict(examples.texts)
+    lengths = [len(ids) - 2 for ids in classifier.preprocessor.encode_lines(examples.texts)]  # without start/end
+    metrics = classification_metrics(
+        labels=examples.labels, predictions=predictions.label_ids, probabilities=predictions.probabilities,
+        texts=examples.texts, label_names=classifier.label_names, lengths=lengths,
+    )
+    write_classification_report(metrics, directory, stem=stem, title=title or examples.source)
+    return metrics
+
+
+def cross_validate(config):
+    """K-fold cross-validation (Kim 2014 on MR): fold k trains on the rest and tests on fold k."""
+    examples = read_sentiment_dataset(config.dataset, "all", config.data_dir, max_lines=config.max_train_lines)
+    run = RunDirectory.open(config)
+    folds = cross_validation_folds(len(examples), config.cross_validation_folds, seed=config.seed,
+                                   labels=examples.labels)
+    results = []
+    for index, (train_indices, test_indices) in enumerate(folds, start=1):
+        rng = np.random.default_rng(config.seed + index)
+        shuffled = rng.permutation(train_indices)
+        held = max(1, int(len(shuffled) * VALIDATION_FRACTION))
+        fold_config = dataclasses.replace(config, run_dir=run.file(f"fold_{index}"))
+        fold_run = RunDirectory.open(fold_config) if not _finished(fold_config.run_dir) else None
+        if fold_run is None:
+            results.append(_read_metrics(fold_config.run_dir))
+            continue
+        logger.info("fold %d of %d: %d train, %d validation, %d test", index, len(folds),
+                    len(shuffled) - held, held, len(test_indices))
+        results.append(fit_and_evaluate(fold_config, fold_run, examples.subset(shuffled[held:]),
+                                        examples.subset(shuffled[:held]), examples.subset(test_indices)))
+    accuracies = [result["test_accuracy"] for result in results]
+    metrics = {
+        "dataset": config.dataset,
+        "cross_validation_folds": len(folds),
+        "test_accuracy": float(np.mean(accuracies)),
+        "test_accuracy_std": float(np.std(accuracies)),
+        "fold_accuracies": accuracies,
+        "test_macro_f1": float(np.mean([result["test_macro_f1"] for result in results])),
+        "train_seconds": sum(result["train_seconds"] for result in results),
+    }
+    run.finish(metrics)
+    return metrics
+
+
+def _finished(run_dir):
+    return os.path.exists(os.path.join(run_dir, "metrics.json"))
+
+
+def _read_metrics(run_dir):
+    return read_json_object(os.path.join(run_dir, "metrics.json"), "fold metrics")
+
+
+def train_sentiment(config):
+    """Trains and evaluates a sentiment classifier as `config` says; returns the metrics dict."""
+    if config.cross_validation_folds:
+        return cross_validate(config)
+    train, valid, test = read_splits(config)  # before the run dir is touched
+    run = RunDirectory.open(config)
+    return fit_and_evaluate(config, run, train, valid, test)
+
+
+def load_classifier(run_dir):
+    """The `model.keras` of a classifier run (safe_mode: no Lambda, no pickle)."""
+    path = os.path.join(run_dir, "model.keras")
+    if not os.path.exists(path):
+        fold = os.path.join(run_dir, "fold_1", "model.keras")
+        hint = f" (a cross-validation run: its models are in {run_dir}/fold_K/)" if os.path.exists(fold) else ""
+        raise FileNotFoundError(f"no model in {run_dir} (missing {path}){hint}; train one with "
+                                f"`textlstm train classifier`.")
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+def read_labeled_file(path, num_classes, encoding="utf-8"):
+    """A labeled file in either format the datasets use: TSV with a header (`.tsv`), else `<label> <text>` lines."""
+    if path.endswith(".tsv"):
+        return read_tsv_labeled(path, encoding=encoding, num_classes=num_classes)
+    return read_label_prefixed(path, encoding=encoding, num_classes=num_classes)
+
+
+def evaluate_classifier_run(run_dir, path, encoding=None, output_dir=None):
+    """Evaluates a classifier run on a labeled file; writes a report; returns the metrics dict.
+
+    The report goes to `output_dir` (default `run_dir/evaluations/<file name>/`).
+    """
+    config = read_run_config(SentimentConfig, run_dir)
+    classifier = load_classifier(run_dir)
+    examples = read_labeled_file(path, len(classifier.label_names), encoding or config.encoding)
+    output_dir = output_dir or os.path.join(run_dir, "evaluations", os.path.basename(path))
+    metrics = evaluate_examples(classifier, examples, output_dir)
+    write_json({"file": path, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]},
+               os.path.join(output_dir, "summary.json"))
+    return metrics
+
+
+def accuracy_summary(metrics):
+    """One line for people: accuracy with its interval (or fold spread), macro-F1."""
+    if "fold_accuracies" in metrics:
+        return (f"{metrics['cross_validation_folds']}-fold accuracy {metrics['test_accuracy']:.4f} "
+                f"(std {metrics['test_accuracy_std']:.4f}), macro-F1 {metrics['test_macro_f1']:.4f}")
+    low, high = metrics["test_accuracy_interval"]
+    return (f"test accuracy {metrics['test_accuracy']:.4f} (95% CI {low:.4f}-{high:.4f}, "
+            f"{metrics['test_examples']} examples), macro-F1 {metrics['test_macro_f1']:.4f}, "
+            f"majority class {metrics['majority_class_accuracy']:.4f}")
+

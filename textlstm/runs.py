@@ -1,0 +1,213 @@
+"""The run directory of every task: create, resume, continue, finish, reload.
+
+    run_dir/
+        config.json      the resolved run config (written first)
+        progress.json    which steps finished: fit (epochs done, why it stopped)
+        tokenizer/       ...task files: written by the recipe
+        backup/          Keras BackupAndRestore: weights, optimizer, epoch
+        metrics.json     written last: the run is finished
+
+Rules, whatever the task:
+
+- Every file is written to a temporary name and renamed (`atomic_path`), so a
+  crash never leaves half a file.
+- Re-running a directory with a config that differs in a field that shapes
+  the model, tokenizer or data refuses, naming the fields. Fields declared
+  `continuable` (epochs, time budget, verbosity) may change: the run then
+  continues from its backup (weights, optimizer, epoch and schedule).
+- A crash before `metrics.json` is written is resumed: training restarts
+  from the last finished epoch, or is skipped when `fit` had finished, and
+  the steps after it run again.
+- `overwrite=true` moves the old directory aside (`<run_dir>.replaced`) and
+  deletes it only once the new run has finished; until then it can be
+  moved back by hand.
+
+Example:
+>>> import tempfile, os
+>>> from textlstm.config import LanguageModelConfig
+>>> config = LanguageModelConfig(run_dir=os.path.join(tempfile.mkdtemp(), "run"))
+>>> run = RunDirectory.open(config)
+>>> run.fit_needed
+True
+>>> run.finish_fit(epochs_done=5, stopped_by="epochs")
+>>> run.finish({"accuracy": 0.9})
+>>> RunDirectory.open(config)
+Traceback (most recent call last):
+...
+FileExistsError: run_dir ... holds a finished run; raise epochs or time_budget_minutes to continue it, or pass overwrite=true.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+
+from textlstm.config import changed_fields, config_to_dict, load_config, read_json_object
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+PROGRESS_FILE = "progress.json"
+FINISHED_MARKER = "metrics.json"
+REPLACED_SUFFIX = ".replaced"
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path` (same suffix), renamed to `path` if the block succeeds."""
+    directory, name = os.path.split(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    stem, suffix = os.path.splitext(name)
+    handle, tmp_path = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{suffix}", dir=directory)
+    os.close(handle)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
+def write_json(data, path):
+    """Writes JSON atomically: a crash never leaves a half-written file."""
+    with atomic_path(path) as tmp_path, open(tmp_path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+
+
+def write_text(text, path):
+    with atomic_path(path) as tmp_path, open(tmp_path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+class RunDirectory:
+    """One run's directory; `open` decides whether it is new, resumed, continued or replaced.
+
+    Attributes:
+        path: the directory.
+        config: the run's config (saved as `config.json`).
+        continued: True when a finished or budget-stopped run was reopened
+            with more epochs or a larger budget.
+        progress: dict read from `progress.json` (`fit_finished`,
+            `epochs_done`, `stopped_by`).
+    """
+
+    def __init__(self, path, config, continued=False, replaced=None):
+        self.path = path
+        self.config = config
+        self.continued = continued
+        self.replaced = replaced
+        self.progress = self._read_progress()
+
+    @classmethod
+    def open(cls, config):
+        """Opens `config.run_dir` for a run; call it after the config is validated and the data read.
+
+        Raises:
+            ValueError: the directory holds a run whose config differs in a
+                field that shapes the model, tokenizer or data.
+            FileExistsError: it holds a finished run and nothing asks for
+                more training.
+        """
+        path = config.run_dir
+        saved_path = os.path.join(path, CONFIG_FILE)
+        if not os.path.exists(saved_path):
+            if os.path.isdir(path) and os.listdir(path) and config.overwrite:
+                return cls._replace(config)
+            os.makedirs(path, exist_ok=True)
+            write_json(config_to_dict(config), saved_path)
+            return cls(path, config)
+        if config.overwrite:
+            return cls._replace(config)
+        saved = read_json_object(saved_path, "run config")
+        differing = changed_fields(saved, config, continuable=False)
+        if differing:
+            details = ", ".join(f"{name}: {saved.get(name)!r} -> {getattr(config, name)!r}" for name in differing)
+            raise ValueError(
+                f"run_dir {path} holds a run with another config ({details}); these change the model, "
+                f"tokenizer or data. Choose another run_dir, or pass overwrite=true to replace it."
+            )
+        more = changed_fields(saved, config, continuable=True)
+        asks_more = config.epochs > saved.get("epochs", 0) or (
+            config.time_budget_minutes > saved.get("time_budget_minutes", 0.0))
+        run = cls(path, config, continued=asks_more)
+        if run.finished and not asks_more:
+            raise FileExistsError(
+                f"run_dir {path} holds a finished run; raise epochs or time_budget_minutes to continue it, "
+                f"or pass overwrite=true."
+            )
+        if more:
+            logger.info("run_dir %s: continuing with %s", path,
+                        ", ".join(f"{name}={getattr(config, name)!r}" for name in more))
+        write_json(config_to_dict(config), saved_path)
+        if asks_more:
+            run.progress.update(fit_finished=False, finished=False)
+            write_json(run.progress, run.file(PROGRESS_FILE))
+        logger.info("run_dir %s: resuming (%s)", path, run.describe())
+        return run
+
+    @classmethod
+    def _replace(cls, config):
+        """Moves the old directory aside; `finish` deletes it once the new run is done."""
+        path = config.run_dir
+        replaced = path.rstrip(os.sep) + REPLACED_SUFFIX
+        if os.path.exists(replaced):
+            raise FileExistsError(
+                f"run_dir {path}: {replaced} exists, left by an earlier overwrite that did not finish; "
+                f"move it back or delete it first."
+            )
+        os.replace(path, replaced)
+        logger.info("overwrite=true: moved the old run %s aside to %s until the new one finishes", path, replaced)
+        os.makedirs(path)
+        write_json(config_to_dict(config), os.path.join(path, CONFIG_FILE))
+        return cls(path, config, replaced=replaced)
+
+    def file(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    def _read_progress(self):
+        path = self.file(PROGRESS_FILE)
+        if os.path.exists(path):
+            return read_json_object(path, "run progress")
+        # A run from before progress.json existed: finished if it has metrics.json.
+        finished = os.path.exists(self.file(FINISHED_MARKER))
+        return {"fit_finished": finished, "finished": finished, "epochs_done": 0, "stopped_by": None}
+
+    def describe(self):
+        if self.progress.get("fit_finished"):
+            return f"training finished after {self.progress['epochs_done']} epochs ({self.progress['stopped_by']})"
+        return f"{self.progress.get('epochs_done', 0)} epochs recorded"
+
+    @property
+    def fit_needed(self):
+        """False when training finished in an earlier attempt and nothing asks for more."""
+        return not self.progress.get("fit_finished", False)
+
+    def finish_fit(self, epochs_done, stopped_by):
+        """Records that training finished: `stopped_by` is "epochs", "time_budget" or "early_stopping"."""
+        self.progress.update(fit_finished=True, epochs_done=epochs_done, stopped_by=stopped_by)
+        write_json(self.progress, self.file(PROGRESS_FILE))
+
+    def finish(self, metrics):
+        """Writes `metrics.json` (the run is finished) and deletes a run this one replaced."""
+        write_json(metrics, self.file(FINISHED_MARKER))
+        self.progress["finished"] = True
+        write_json(self.progress, self.file(PROGRESS_FILE))
+        if self.replaced and os.path.exists(self.replaced):
+            shutil.rmtree(self.replaced)
+            logger.info("removed the replaced run %s", self.replaced)
+
+    @property
+    def finished(self):
+        """True once `finish` ran and no continuation has reopened the run."""
+        return self.progress.get("finished", False)
+
+
+def read_run_config(config_class, run_dir):
+    """The config a run directory was trained with."""
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no run in {run_dir} (missing {path}).")
+    return load_config(config_class, path)
