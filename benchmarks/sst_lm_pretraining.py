@@ -8,9 +8,9 @@
    the source SST was built from; sentences are compared with punctuation
    and spaces removed). No test sentence is ever in it.
 2. Trains a word-level LM on it (`train lm`, RUNS/sst_lm).
-3. Fine-tunes a bidirectional classifier on SST-2 (`train classifier`,
-   RUNS/sst2_ulmfit) from that LM: gradual unfreezing, discriminative rates,
-   slanted triangular rates.
+3. Fine-tunes a bidirectional classifier on SST-2 from that LM
+   (`configs/sst2_ulmfit.json`, RUNS/sst2_ulmfit): gradual unfreezing,
+   discriminative rates, slanted triangular rates.
 
 Prints both runs' metrics; BENCHMARKS.md holds the measured numbers.
 """
@@ -29,12 +29,6 @@ LM_SETTINGS = [  # a 1x200 tied LSTM LM in stream mode; see BENCHMARKS.md for wh
     "hidden_dim=200", "num_layers=1", "dropout=0.3", "tie_weights=true", "sampled_softmax=1024",
     "epochs=3", "lr_decay_start_epoch=3", "time_budget_minutes=12", "early_stopping_patience=0",
     "num_samples=3", "verbose=2",
-]
-CLASSIFIER_SETTINGS = [
-    "dataset=sst2_glue", "embedding_dim=200", "hidden_dim=200", "num_layers=1", "dropout=0.5",
-    "pooling=concat", "optimizer=adam", "learning_rate=0.002", "batch_size=64", "epochs=3",
-    "gradual_unfreezing=true", "discriminative_lr_factor=2.6", "lr_schedule=slanted_triangular",
-    "time_budget_minutes=20", "verbose=2",
 ]
 
 
@@ -81,9 +75,9 @@ def main():
         lm_metrics = json.load(open(os.path.join(lm_run, "metrics.json"), encoding="utf-8"))
     print(json.dumps({"corpus_lines": count, **{k: v for k, v in lm_metrics.items() if k != "samples"}}, indent=2))
 
-    classifier_config = textlstm.load_config(textlstm.SentimentConfig, None, [
+    classifier_config = textlstm.load_config(textlstm.SentimentConfig, "sst2_ulmfit", [
         f"data_dir={args.data_dir}", f"pretrained_lm={lm_run}", f"run_dir={os.path.join(args.runs, 'sst2_ulmfit')}",
-        *CLASSIFIER_SETTINGS, *[o for o in classifier_overrides if o != "--"]])
+        *[o for o in classifier_overrides if o != "--"]])
     print(json.dumps(textlstm.train_sentiment(classifier_config), indent=2))
 
 

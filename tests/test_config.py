@@ -83,7 +83,7 @@ def test_shipped_configs_load_by_path_and_by_name():
     configs = pathlib.Path(__file__).resolve().parents[1] / "configs"
     for name in ("ptb_small", "ptb_medium", "ptb_quickstart"):
         assert load_config(LanguageModelConfig, str(configs / f"{name}.json")) == load_config(LanguageModelConfig, name)
-    for name in ("sst2_bilstm", "sst2_quickstart", "sst5_bilstm", "mr_bilstm"):
+    for name in ("sst2_bilstm", "sst2_quickstart", "sst2_ulmfit", "sst5_bilstm", "mr_bilstm"):
         assert load_config(SentimentConfig, str(configs / f"{name}.json")) == load_config(SentimentConfig, name)
     with pytest.raises(FileNotFoundError, match=r"nope.json .*shipped: .*ptb_small"):
         load_config(LanguageModelConfig, "nope.json")
@@ -93,9 +93,11 @@ def test_shipped_configs_load_by_path_and_by_name():
     ({"dataset": "imdb"}, r"`dataset` must be one of .*received 'imdb'"),
     ({"pooling": "attention"}, r"`pooling` must be one of .*received 'attention'"),
     ({"dataset": "mr"}, r"`cross_validation_folds` must be at least 2 for dataset='mr'"),
-    ({"cross_validation_folds": 1}, r"`cross_validation_folds` must be 0 or at least 2, received 1"),
+    ({"dataset": "mr", "cross_validation_folds": 1}, r"`cross_validation_folds` must be 0 or at least 2, received 1"),
     ({"pretrained_backward_lm": "runs/back"}, r"`pretrained_backward_lm` needs `pretrained_lm`"),
     ({"discriminative_lr_factor": 0.5}, r"`discriminative_lr_factor` must be in \[1.0, 100.0\], received 0.5"),
+    ({"cross_validation_folds": 10}, r"`cross_validation_folds` must be 0 for dataset='sst2_glue'"),
+    ({"seed": -1}, r"`seed` must be in \[0, 4294967295\], received -1"),
 ])
 def test_sentiment_config_checks(values, message):
     with pytest.raises(ValueError, match=message):

@@ -10,7 +10,7 @@ from textlstm.tokenizers import BOS_ID, EOS_ID, PAD_ID, WordTokenizer, train_tok
 
 
 @pytest.mark.parametrize("mode", ["stream", "sentence"])
-@pytest.mark.parametrize("kind", ["word", "unigram"])
+@pytest.mark.parametrize("kind", ["word", "unigram", "bpe"])
 def test_the_first_scored_token_follows_a_start_token_seen_there_in_training(mode, kind, ptb_lines):
     lines = ptb_lines[:60]
     config = config_from_dict(LanguageModelConfig, {

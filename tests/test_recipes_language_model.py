@@ -1,4 +1,7 @@
-"""The language-model recipe's pieces: where a run reads its corpus, and how it treats its run directory."""
+"""The language-model recipe's pieces: where a run reads its corpus, per-word perplexity.
+
+The run-directory behaviour every recipe shares is tested in test_runs.py.
+"""
 
 import math
 
@@ -31,3 +34,12 @@ def test_word_perplexity_rescales_subword_loss_by_tokens_per_word(ptb_lines, wor
     words = sum(len(line.split()) for line in lines) + len(lines)
     assert tokens > 1.2 * words  # a 500-piece BPE splits many PTB words
     assert word_perplexity(1.5, LanguageModelPreprocessor.for_mode(bpe, "stream"), lines) == pytest.approx(math.exp(1.5 * tokens / words))
+
+
+def test_reverse_lines_reads_each_line_backwards(ptb_dir):
+    paths = {"train_file": str(ptb_dir / "ptb.train.txt"), "valid_file": str(ptb_dir / "ptb.valid.txt"),
+             "test_file": str(ptb_dir / "ptb.test.txt"), "max_train_lines": 5, "max_eval_lines": 5}
+    forward = read_corpus(config_from_dict(LanguageModelConfig, paths))
+    backward = read_corpus(config_from_dict(LanguageModelConfig, {**paths, "reverse_lines": True}))
+    for forward_lines, backward_lines in zip(forward, backward):
+        assert [line.split()[::-1] for line in forward_lines] == [line.split() for line in backward_lines]

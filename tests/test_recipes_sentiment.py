@@ -96,3 +96,16 @@ def test_mr_cross_validation_writes_one_run_per_fold(shared_data, tmp_path):
         fold_metrics = json.loads((tmp_path / "mr" / f"fold_{fold}" / "metrics.json").read_text())
         assert fold_metrics["test_examples"] == 300  # 600 sentences, half of each label in each fold
     keras.backend.clear_session()
+
+
+def test_a_finished_classifier_run_continues_from_the_cli(classifier_run, capsys):
+    """Last in this module: it trains the shared run one more epoch."""
+    best = (classifier_run / "checkpoints" / "best.weights.h5").read_bytes()
+    assert main(["train", "classifier", "--run-dir", str(classifier_run)]) == 2
+    assert "holds a finished run; raise epochs" in capsys.readouterr().err
+    assert main(["train", "classifier", "--run-dir", str(classifier_run), "epochs=3"]) == 0
+    metrics = json.loads((classifier_run / "metrics.json").read_text())
+    assert metrics["epochs"] == 3
+    assert [line.split(",")[0] for line in (classifier_run / "history.csv").read_text().splitlines()[1:]] == [
+        "0", "1", "2"]
+    assert (classifier_run / "checkpoints" / "best.weights.h5").exists() and best

@@ -1,5 +1,6 @@
 """The run directory, as every recipe uses it: resume, refuse, replace, continue, atomic writes."""
 
+import dataclasses
 import json
 import os
 
@@ -123,3 +124,44 @@ def test_atomic_path_leaves_nothing_behind_on_failure(tmp_path):
             open(tmp, "w").write("half")
             raise RuntimeError("crash while writing")
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_an_interrupted_overwrite_keeps_the_last_finished_run(tmp_path):
+    config = LanguageModelConfig(run_dir=str(tmp_path / "run"))
+    first = RunDirectory.open(config)
+    (tmp_path / "run" / "model.keras").write_text("first")
+    first.finish({"test_perplexity": 100.0})
+    config.overwrite = True
+    RunDirectory.open(config)  # a replacement that crashes before it finishes
+    (tmp_path / "run" / "model.keras").write_text("partial")
+    second = RunDirectory.open(config)  # the next overwrite drops the partial attempt, keeps the finished run
+    assert (tmp_path / "run.replaced" / "model.keras").read_text() == "first"
+    assert not (tmp_path / "run" / "model.keras").exists()
+    second.finish({"test_perplexity": 90.0})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_replacement_that_crashes_in_fit_leaves_the_old_run_aside(tiny_config, monkeypatch):
+    config = tiny_config(epochs=1)
+    recipe.train_language_model(config)
+    old_model = open(os.path.join(config.run_dir, "model.keras"), "rb").read()
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash in fit")
+
+    monkeypatch.setattr(recipe.LanguageModel, "fit", crash)
+    replacing = tiny_config(epochs=1, overwrite=True, hidden_dim=8, embedding_dim=8)
+    with pytest.raises(RuntimeError, match="simulated crash in fit"):
+        recipe.train_language_model(replacing)
+    assert open(config.run_dir + ".replaced/model.keras", "rb").read() == old_model
+    monkeypatch.undo()
+    recipe.train_language_model(dataclasses.replace(replacing, overwrite=False))  # resumes the replacement
+    assert not os.path.exists(config.run_dir + ".replaced")  # removed once the replacement finished
+
+
+def test_overwrite_never_moves_a_folder_that_is_not_a_run(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="overwrite=true, but it holds no run"):
+        RunDirectory.open(LanguageModelConfig(run_dir=str(tmp_path / "runs"), overwrite=True))
+    assert (tmp_path / "runs" / "notes.txt").read_text() == "mine"

@@ -28,14 +28,14 @@ from textlstm.runs import CONFIG_FILE
 from textlstm.tokenizers import save_tokenizer, train_tokenizer
 
 
-def run_config(config_class, args):
+def run_config(config_class, args, default_config=None):
     """The config of a train command: `--run-dir` (that run's config.json) or `--config`, then overrides."""
     if getattr(args, "run_dir", None):
         if args.config:
             raise ValueError("give --config or --run-dir, not both (--run-dir continues that run with its config).")
         overrides = [f"run_dir={args.run_dir}", *args.overrides]
         return load_config(config_class, os.path.join(args.run_dir, CONFIG_FILE), overrides)
-    return load_config(config_class, args.config, args.overrides)
+    return load_config(config_class, args.config or default_config, args.overrides)
 
 
 def cmd_quickstart(args):
@@ -68,7 +68,7 @@ def cmd_tokenizer_train(args):
 
 
 def cmd_train_classifier(args):
-    config = run_config(SentimentConfig, args)
+    config = run_config(SentimentConfig, args, default_config="sst2_bilstm")
     metrics = train_sentiment(config)
     print(f"run directory: {config.run_dir}")
     print(f"{config.dataset}: {accuracy_summary(metrics)}")
@@ -181,7 +181,7 @@ def build_parser():
     p.add_argument("--run-dir", help="resume or continue this run with its own config.json (overrides apply)")
     p.set_defaults(func=cmd_train_lm)
     p = train.add_parser("classifier", help="train a sentiment classifier")
-    add_config_args(p, "sst2_bilstm")
+    add_config_args(p)  # default: sst2_bilstm, unless --run-dir
     p.add_argument("--run-dir", help="resume or continue this run with its own config.json (overrides apply)")
     p.set_defaults(func=cmd_train_classifier)
 

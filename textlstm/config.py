@@ -94,7 +94,7 @@ INITIALIZERS = ("uniform", "glorot_uniform", "he_uniform", "orthogonal")
 class RunConfig:
     """What every task's run needs besides its data. Each field carries the reason for its default."""
 
-    encoding: str = setting("utf-8", Encoding())  # PTB and most corpora; MR polarity needs latin-1.
+    encoding: str = setting("utf-8", Encoding())  # Of text files given by path; the named sentiment datasets know their own.
     max_train_lines: int = setting(0, NonNegative())  # 0 = all; a slice keeps tests and smoke runs fast.
 
     # Tokenizer.
@@ -121,7 +121,7 @@ class RunConfig:
     epochs: int = setting(5, Positive(), continuable=True)
     early_stopping_patience: int = setting(3, NonNegative(), continuable=True)  # 0 = off.
     time_budget_minutes: float = setting(0.0, NonNegative(), continuable=True)  # Training time of the whole run, across continuations; 0 = none.
-    seed: int = setting(1234)
+    seed: int = setting(1234, Range(0, 2**32 - 1))  # Keras's seed range.
 
     # Output.
     run_dir: str = setting("runs/run", continuable=True)
@@ -145,6 +145,7 @@ class LanguageModelConfig(RunConfig):
     tfds_data_dir: str = setting("~/tensorflow_datasets")  # Where TFDS keeps prepared datasets; nothing is downloaded.
     tfds_manual_dir: str = setting("")  # textlstm's own builders prepare from here (e.g. ../shared/data/ptb).
     tfds_text_key: str = setting("text")  # The feature holding the text.
+    reverse_lines: bool = setting(False)  # Each line's words reversed: a backward LM (ULMFiT) for a classifier's backward direction.
 
     # Batching.
     mode: str = setting("stream", Choice("stream", "sentence"))  # "stream" = truncated BPTT over B streams; "sentence" = padded lines.
@@ -188,7 +189,7 @@ class SentimentConfig(RunConfig):
 
     dataset: str = setting("sst2_glue", Choice("sst2_glue", "sst2_kim2014", "sst5_kim2014", "mr"))  # See ../shared/data/README.md.
     data_dir: str = setting("../shared/data")  # Where the datasets' folders are; nothing is downloaded.
-    cross_validation_folds: int = setting(0, NonNegative())  # MR has no split: 10-fold CV as in Kim (2014); 0 = the dataset's splits.
+    cross_validation_folds: int = setting(0, NonNegative())  # MR only (it has no split): 10-fold CV as in Kim (2014).
     max_length: int = setting(64, Positive())  # Tokens kept per text; SST sentences average ~19 words.
 
     tokenizer: str = setting("word", Choice("word", "unigram", "bpe"))
@@ -220,6 +221,9 @@ class SentimentConfig(RunConfig):
         if self.dataset == "mr" and not self.cross_validation_folds:
             raise ValueError(f"{source}: field `cross_validation_folds` must be at least 2 for dataset='mr' "
                              f"(it has no test split; the literature uses 10), received 0.")
+        if self.dataset != "mr" and self.cross_validation_folds:
+            raise ValueError(f"{source}: field `cross_validation_folds` must be 0 for dataset={self.dataset!r}, "
+                             f"which has train/dev/test splits, received {self.cross_validation_folds}.")
         if self.cross_validation_folds == 1:
             raise ValueError(f"{source}: field `cross_validation_folds` must be 0 or at least 2, received 1.")
         if self.pretrained_backward_lm and not self.pretrained_lm:
@@ -368,6 +372,7 @@ def changed_fields(old, new, continuable=None):
     for field in dataclasses.fields(new):
         if continuable is not None and field.metadata.get("continuable", False) != continuable:
             continue
-        if old.get(field.name) != getattr(new, field.name):
+        default = field.default  # a run saved before the field existed ran with its default
+        if old.get(field.name, default) != getattr(new, field.name):
             names.append(field.name)
     return names

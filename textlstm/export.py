@@ -26,8 +26,8 @@ TEXT_SIGNATURE = [tf.TensorSpec([None], tf.string, name="texts")]
 class TextScorer(keras.Model):
     """A LanguageModel behind its tokenizer: raw strings in, per-token log-probs out.
 
-    `call(texts)` returns `token_ids (batch, time)` (`<s>` first, right
-    padded with 0), `log_probs (batch, time - 1)` in nats and `lengths
+    `call(texts)` returns `token_ids (batch, time)` (the model's start
+    token first, right padded with 0), `log_probs (batch, time - 1)` in nats and `lengths
     (batch,)`, exactly what `LanguageModel.score_strings` computes. It is an
     export wrapper, never saved as `.keras`.
     """

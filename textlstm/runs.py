@@ -88,36 +88,39 @@ class RunDirectory:
     Attributes:
         path: the directory.
         config: the run's config (saved as `config.json`).
-        continued: True when a finished or budget-stopped run was reopened
-            with more epochs or a larger budget.
         progress: dict read from `progress.json` (`fit_finished`,
-            `epochs_done`, `stopped_by`).
+            `epochs_done`, `stopped_by`, `finished`, and `replacing`: the
+            old directory an `overwrite` moved aside).
     """
 
-    def __init__(self, path, config, continued=False, replaced=None):
+    def __init__(self, path, config):
         self.path = path
         self.config = config
-        self.continued = continued
-        self.replaced = replaced
         self.progress = self._read_progress()
 
     @classmethod
-    def open(cls, config):
+    def open(cls, config, finished_ok=False):
         """Opens `config.run_dir` for a run; call it after the config is validated and the data read.
 
         Raises:
             ValueError: the directory holds a run whose config differs in a
                 field that shapes the model, tokenizer or data.
             FileExistsError: it holds a finished run and nothing asks for
-                more training.
+                more training (unless `finished_ok`: the finished run is
+                returned as it is, e.g. a fold of a cross-validation).
         """
         path = config.run_dir
         saved_path = os.path.join(path, CONFIG_FILE)
         if not os.path.exists(saved_path):
+            holds_run = os.path.exists(os.path.join(path, PROGRESS_FILE))
             if os.path.isdir(path) and os.listdir(path) and config.overwrite:
+                if not holds_run:  # never move aside, let alone delete, a folder that is not a run
+                    raise FileExistsError(
+                        f"run_dir {path}: overwrite=true, but it holds no run (no {CONFIG_FILE} or "
+                        f"{PROGRESS_FILE}); choose another run_dir.")
                 return cls._replace(config)
             os.makedirs(path, exist_ok=True)
-            write_json(config_to_dict(config), saved_path)
+            _save_config(config, saved_path)
             return cls(path, config)
         if config.overwrite:
             return cls._replace(config)
@@ -132,8 +135,10 @@ class RunDirectory:
         more = changed_fields(saved, config, continuable=True)
         asks_more = config.epochs > saved.get("epochs", 0) or (
             config.time_budget_minutes > saved.get("time_budget_minutes", 0.0))
-        run = cls(path, config, continued=asks_more)
+        run = cls(path, config)
         if run.finished and not asks_more:
+            if finished_ok:
+                return run
             raise FileExistsError(
                 f"run_dir {path} holds a finished run; raise epochs or time_budget_minutes to continue it, "
                 f"or pass overwrite=true."
@@ -141,7 +146,7 @@ class RunDirectory:
         if more:
             logger.info("run_dir %s: continuing with %s", path,
                         ", ".join(f"{name}={getattr(config, name)!r}" for name in more))
-        write_json(config_to_dict(config), saved_path)
+        _save_config(config, saved_path)
         if asks_more:
             run.progress.update(fit_finished=False, finished=False)
             write_json(run.progress, run.file(PROGRESS_FILE))
@@ -153,16 +158,23 @@ class RunDirectory:
         """Moves the old directory aside; `finish` deletes it once the new run is done."""
         path = config.run_dir
         replaced = path.rstrip(os.sep) + REPLACED_SUFFIX
-        if os.path.exists(replaced):
-            raise FileExistsError(
-                f"run_dir {path}: {replaced} exists, left by an earlier overwrite that did not finish; "
-                f"move it back or delete it first."
-            )
-        os.replace(path, replaced)
+        if os.path.exists(replaced) and os.path.exists(path):
+            # An earlier overwrite did not finish: `replaced` still holds the run it was replacing.
+            if cls(path, config).finished:
+                shutil.rmtree(replaced)  # stale: the run in `path` finished after it
+            else:
+                logger.warning("overwrite=true: %s holds an unfinished replacement attempt; removing it and "
+                               "keeping %s until this run finishes", path, replaced)
+                shutil.rmtree(path)
+        if os.path.exists(path):
+            os.replace(path, replaced)
         logger.info("overwrite=true: moved the old run %s aside to %s until the new one finishes", path, replaced)
         os.makedirs(path)
-        write_json(config_to_dict(config), os.path.join(path, CONFIG_FILE))
-        return cls(path, config, replaced=replaced)
+        _save_config(config, os.path.join(path, CONFIG_FILE))
+        run = cls(path, config)
+        run.progress["replacing"] = replaced  # `finish` removes it, whichever attempt finishes
+        write_json(run.progress, run.file(PROGRESS_FILE))
+        return run
 
     def file(self, *parts):
         return os.path.join(self.path, *parts)
@@ -193,16 +205,26 @@ class RunDirectory:
     def finish(self, metrics):
         """Writes `metrics.json` (the run is finished) and deletes a run this one replaced."""
         write_json(metrics, self.file(FINISHED_MARKER))
+        replaced = self.progress.pop("replacing", None)
         self.progress["finished"] = True
         write_json(self.progress, self.file(PROGRESS_FILE))
-        if self.replaced and os.path.exists(self.replaced):
-            shutil.rmtree(self.replaced)
-            logger.info("removed the replaced run %s", self.replaced)
+        if replaced and os.path.exists(replaced):
+            shutil.rmtree(replaced)
+            logger.info("removed the replaced run %s", replaced)
+
+    def read_metrics(self):
+        return read_json_object(self.file(FINISHED_MARKER), "run metrics")
 
     @property
     def finished(self):
         """True once `finish` ran and no continuation has reopened the run."""
         return self.progress.get("finished", False)
+
+
+def _save_config(config, path):
+    # `overwrite` is an instruction to this invocation, never part of the run: a later
+    # `--run-dir` continuation must not replace the run it continues.
+    write_json({**config_to_dict(config), "overwrite": False}, path)
 
 
 def read_run_config(config_class, run_dir):

@@ -33,15 +33,25 @@ def corpus_sources(config):
 
 
 def read_corpus(config):
-    """The train, validation and test lines of a run: its text files, or `config.tfds_name`."""
+    """The train, validation and test lines of a run: its text files, or `config.tfds_name`.
+
+    With `reverse_lines`, each line's whitespace words come in reverse order
+    (the backward LM of ULMFiT; with a word tokenizer its tokens are exactly
+    the forward LM's, reversed).
+    """
     sizes = (config.max_train_lines, config.max_eval_lines, config.max_eval_lines)
     if config.tfds_name:
-        return tuple(
+        corpus = tuple(
             tfds_lines(config.tfds_name, split.strip(), data_dir=config.tfds_data_dir,
                        manual_dir=config.tfds_manual_dir or None, text_key=config.tfds_text_key, max_lines=size)
             for split, size in zip(config.tfds_splits.split(","), sizes)
         )
-    return tuple(read_lines(path, config.encoding, max_lines=size) for path, size in zip(corpus_sources(config), sizes))
+    else:
+        corpus = tuple(read_lines(path, config.encoding, max_lines=size)
+                       for path, size in zip(corpus_sources(config), sizes))
+    if config.reverse_lines:
+        corpus = tuple([" ".join(reversed(line.split())) for line in lines] for lines in corpus)
+    return corpus
 
 
 def make_train_dataset(config, preprocessor, lines, source):

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from textlstm import training
-from textlstm.config import SentimentConfig, read_json_object
+from textlstm.config import SentimentConfig
 from textlstm.data import (
     SENTIMENT_DATASETS,
     cross_validation_folds,
@@ -38,7 +38,7 @@ from textlstm.recipes.language_model import load_language_model
 from textlstm.recipes.run_steps import fit_unless_done, plot_history, prepare_tokenizer, save_model
 from textlstm.reports import classification_metrics, write_classification_report
 from textlstm.runs import RunDirectory, read_run_config, write_json
-from textlstm.tokenizers import BOS, save_tokenizer
+from textlstm.tokenizers import BOS, load_tokenizer, save_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -47,22 +47,50 @@ VALIDATION_FRACTION = 0.1  # of the training part, in cross-validation folds (no
 
 def read_splits(config):
     """Train, validation and test `LabeledExamples` of a dataset that has splits."""
-    read = lambda split: read_sentiment_dataset(config.dataset, split, config.data_dir,  # noqa: E731
-                                                max_lines=config.max_train_lines if split == "train" else 0)
-    return read("train"), read("dev"), read("test")
+    return tuple(read_sentiment_dataset(config.dataset, split, config.data_dir,
+                                        max_lines=config.max_train_lines if split == "train" else 0)
+                 for split in ("train", "dev", "test"))
 
 
 def load_pretrained(config):
-    """The forward and backward LMs a config names (None where it names none)."""
+    """The forward and backward LMs a config names (None where it names none), checked against it.
+
+    Runs before the run directory is touched: a mismatch names the fields.
+    """
     forward = load_language_model(config.pretrained_lm) if config.pretrained_lm else None
     backward = load_language_model(config.pretrained_backward_lm) if config.pretrained_backward_lm else None
-    if forward is not None and backward is not None and (
-            forward.preprocessor.start_token != backward.preprocessor.start_token):
-        raise ValueError(
-            f"`pretrained_backward_lm` starts texts with {backward.preprocessor.start_token!r} but `pretrained_lm` "
-            f"with {forward.preprocessor.start_token!r}; train both in the same mode."
-        )
+    for field, lm in (("pretrained_lm", forward), ("pretrained_backward_lm", backward)):
+        if lm is None:
+            continue
+        for name in ("embedding_dim", "hidden_dim", "cell_type"):
+            if getattr(lm.backbone, name) != getattr(config, name):
+                raise ValueError(
+                    f"field `{name}` must equal the {field}'s ({getattr(config, field)}) to take its weights: "
+                    f"received {getattr(config, name)!r}, the LM has {getattr(lm.backbone, name)!r}."
+                )
+    if forward is not None and backward is not None:
+        if forward.preprocessor.start_token != backward.preprocessor.start_token:
+            raise ValueError(
+                f"`pretrained_backward_lm` starts texts with {backward.preprocessor.start_token!r} but "
+                f"`pretrained_lm` with {forward.preprocessor.start_token!r}; train both in the same mode."
+            )
+        if forward.tokenizer.get_vocabulary() != backward.tokenizer.get_vocabulary():
+            raise ValueError("`pretrained_backward_lm` has another vocabulary than `pretrained_lm`; train both "
+                             "with the same tokenizer.")
     return forward, backward
+
+
+def pretrained_tokenizer(run, forward_lm):
+    """The forward LM's tokenizer, saved into the run; on a resumed run, checked against the one saved."""
+    tokenizer_dir = run.file("tokenizer")
+    if os.path.exists(os.path.join(tokenizer_dir, "config.json")):
+        saved = load_tokenizer(tokenizer_dir)
+        if saved.get_vocabulary() != forward_lm.tokenizer.get_vocabulary():
+            raise ValueError(f"run_dir {run.path} was trained with another tokenizer than pretrained_lm's "
+                             f"({run.config.pretrained_lm}) has now; was that LM run replaced?")
+        return saved
+    save_tokenizer(forward_lm.tokenizer, tokenizer_dir)
+    return forward_lm.tokenizer
 
 
 def build_classifier(config, tokenizer, start_token):
@@ -113,14 +141,17 @@ def make_optimizer(config, classifier, steps_per_epoch):
     return keras.optimizers.MultiOptimizer(lambda variable: optimizers[group_of[variable.path]])
 
 
-def fit_and_evaluate(config, run, train, valid, test):
-    """Trains one classifier in `run` and evaluates it on `test`; returns the metrics dict."""
+def fit_and_evaluate(config, run, train, valid, test, pretrained):
+    """Trains one classifier in `run` and evaluates it on `test`; returns the metrics dict.
+
+    `pretrained` is `load_pretrained(config)`: with a forward LM, the
+    classifier takes its tokenizer and start token (the tokenizer fields of
+    the config are not used) and is initialised from it.
+    """
     keras.utils.set_random_seed(config.seed)
-    forward_lm, backward_lm = load_pretrained(config)
+    forward_lm, backward_lm = pretrained
     if forward_lm is not None:
-        tokenizer = forward_lm.tokenizer
-        if not os.path.exists(run.file("tokenizer", "config.json")):
-            save_tokenizer(tokenizer, run.file("tokenizer"))
+        tokenizer = pretrained_tokenizer(run, forward_lm)
         start_token = forward_lm.preprocessor.start_token
     else:
         tokenizer = prepare_tokenizer(run, config, train.texts)
@@ -187,26 +218,33 @@ def evaluate_examples(classifier, examples, directory, stem="report", title=None
     return metrics
 
 
-def cross_validate(config):
-    """K-fold cross-validation (Kim 2014 on MR): fold k trains on the rest and tests on fold k."""
+def cross_validate(config, pretrained):
+    """K-fold cross-validation (Kim 2014 on MR): fold k trains on the rest and tests on fold k.
+
+    Each fold is a run directory of its own (`fold_k/`, resumed and continued
+    like any run); the parent holds the mean and a report of the pooled
+    predictions, each example predicted by the fold model that never saw it.
+    """
     examples = read_sentiment_dataset(config.dataset, "all", config.data_dir, max_lines=config.max_train_lines)
     run = RunDirectory.open(config)
     folds = cross_validation_folds(len(examples), config.cross_validation_folds, seed=config.seed,
                                    labels=examples.labels)
-    results = []
+    results, tested = [], []
     for index, (train_indices, test_indices) in enumerate(folds, start=1):
-        rng = np.random.default_rng(config.seed + index)
-        shuffled = rng.permutation(train_indices)
+        shuffled = np.random.default_rng(config.seed + index).permutation(train_indices)
         held = max(1, int(len(shuffled) * VALIDATION_FRACTION))
         fold_config = dataclasses.replace(config, run_dir=run.file(f"fold_{index}"))
-        fold_run = RunDirectory.open(fold_config) if not _finished(fold_config.run_dir) else None
-        if fold_run is None:
-            results.append(_read_metrics(fold_config.run_dir))
+        test = examples.subset(test_indices)
+        tested.append((fold_config.run_dir, test))
+        fold_run = RunDirectory.open(fold_config, finished_ok=True)
+        if fold_run.finished:
+            results.append(fold_run.read_metrics())
             continue
         logger.info("fold %d of %d: %d train, %d validation, %d test", index, len(folds),
                     len(shuffled) - held, held, len(test_indices))
         results.append(fit_and_evaluate(fold_config, fold_run, examples.subset(shuffled[held:]),
-                                        examples.subset(shuffled[:held]), examples.subset(test_indices)))
+                                        examples.subset(shuffled[:held]), test, pretrained))
+    report = pooled_report(tested, run.path, f"{config.dataset}, {len(folds)}-fold cross-validation")
     accuracies = [result["test_accuracy"] for result in results]
     metrics = {
         "dataset": config.dataset,
@@ -215,27 +253,44 @@ def cross_validate(config):
         "test_accuracy_std": float(np.std(accuracies)),
         "fold_accuracies": accuracies,
         "test_macro_f1": float(np.mean([result["test_macro_f1"] for result in results])),
+        "pooled_accuracy": report["accuracy"],
+        "pooled_accuracy_interval": report["accuracy_interval"],
         "train_seconds": sum(result["train_seconds"] for result in results),
     }
     run.finish(metrics)
     return metrics
 
 
-def _finished(run_dir):
-    return os.path.exists(os.path.join(run_dir, "metrics.json"))
-
-
-def _read_metrics(run_dir):
-    return read_json_object(os.path.join(run_dir, "metrics.json"), "fold metrics")
+def pooled_report(tested, directory, title):
+    """One report over every fold's test examples, each predicted by its own fold's model."""
+    texts, labels, label_ids, probabilities, lengths = [], [], [], [], []
+    for fold_dir, test in tested:
+        classifier = load_classifier(fold_dir)
+        predictions = classifier.predict(test.texts)
+        texts += test.texts
+        labels += test.labels
+        label_ids.append(predictions.label_ids)
+        probabilities.append(predictions.probabilities)
+        lengths += [len(ids) - 2 for ids in classifier.preprocessor.encode_lines(test.texts)]
+    metrics = classification_metrics(labels=labels, predictions=np.concatenate(label_ids),
+                                     probabilities=np.concatenate(probabilities), texts=texts,
+                                     label_names=classifier.label_names, lengths=lengths)
+    write_classification_report(metrics, directory, title=title)
+    return metrics
 
 
 def train_sentiment(config):
-    """Trains and evaluates a sentiment classifier as `config` says; returns the metrics dict."""
+    """Trains and evaluates a sentiment classifier as `config` says; returns the metrics dict.
+
+    Data and pretrained LMs are read and checked before the run directory
+    is touched.
+    """
+    pretrained = load_pretrained(config)
     if config.cross_validation_folds:
-        return cross_validate(config)
-    train, valid, test = read_splits(config)  # before the run dir is touched
+        return cross_validate(config, pretrained)
+    train, valid, test = read_splits(config)
     run = RunDirectory.open(config)
-    return fit_and_evaluate(config, run, train, valid, test)
+    return fit_and_evaluate(config, run, train, valid, test, pretrained)
 
 
 def load_classifier(run_dir):
