@@ -77,3 +77,18 @@ def test_get_config_round_trip():
     assert restored.get_config() == config
     for key in ("vocabulary_size", "embedding_dim", "hidden_dim", "num_layers", "cell_type", "dropout"):
         assert config[key] == getattr(backbone, key)
+
+
+@pytest.mark.parametrize("name, bound", [("uniform", 0.1), ("glorot_uniform", None), ("he_uniform", None)])
+def test_kernel_initializers_are_applied(name, bound):
+    keras.utils.set_random_seed(0)
+    backbone = LSTMBackbone(30, embedding_dim=16, hidden_dim=16, num_layers=1, kernel_initializer=name,
+                            recurrent_initializer="uniform")
+    backbone(np.ones((1, 3), "int32"))
+    kernel, recurrent_kernel, _ = backbone.recurrent_layers[0].get_weights()  # (16, 64), (16, 64), (64,)
+    limits = {"glorot_uniform": (6 / (16 + 64)) ** 0.5, "he_uniform": (6 / 16) ** 0.5}
+    assert abs(kernel).max() <= (bound or limits[name]) and abs(kernel).max() > 0.5 * (bound or limits[name])
+    assert abs(recurrent_kernel).max() <= 0.1
+    assert backbone.get_config()["kernel_initializer"] == name
+    with pytest.raises(ValueError, match=r"`recurrent_initializer` must be one of .*received 'zeros'"):
+        LSTMBackbone(30, recurrent_initializer="zeros")

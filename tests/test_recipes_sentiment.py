@@ -31,6 +31,7 @@ def test_a_tiny_run_beats_the_majority_class_on_held_out_sentences(classifier_ru
     for name in ("config.json", "model.keras", "report.md", "report.json", "report.png", "history.csv",
                  "curves.png", "tokenizer/config.json", "checkpoints/best.weights.h5", "progress.json"):
         assert (classifier_run / name).exists(), name
+    assert "| initialisation | random (from scratch) |" in (classifier_run / "report.md").read_text()
     report = json.loads((classifier_run / "report.json").read_text())
     assert sum(map(sum, report["confusion_matrix"])) == 872
     assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])

@@ -75,3 +75,26 @@ def test_a_fresh_start_does_not_repeat_an_earlier_attempts_history(tmp_path):
         callbacks = training.standard_callbacks(run_dir, learning_rate=0.01, early_stopping_patience=0)
         _tiny_model().fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=callbacks)
     assert [row["epoch"] for row in training.read_history(run_dir)] == [0, 1]
+
+
+@pytest.mark.parametrize("weight_decay_type, expected_kernel_factor", [("l2", 1 - 0.1 * 0.5), ("decoupled", 1 - 0.1 * 0.5)])
+def test_weight_decay_shrinks_kernels_but_never_biases(weight_decay_type, expected_kernel_factor):
+    layer = keras.layers.Dense(3, bias_initializer="ones")
+    layer.build((None, 4))
+    kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
+    optimizer = training.make_optimizer("sgd", 0.1, clipnorm=0, weight_decay=0.5, weight_decay_type=weight_decay_type)
+    optimizer.apply([np.zeros_like(kernel), np.zeros_like(bias)], [layer.kernel, layer.bias])  # zero gradients
+    np.testing.assert_allclose(layer.kernel.numpy(), kernel * expected_kernel_factor, rtol=1e-6)
+    np.testing.assert_array_equal(layer.bias.numpy(), bias)
+
+
+def test_the_l2_penalty_differs_from_decoupled_decay_under_adam():
+    """Adam normalises the L2 gradient term away, decoupled decay is not (Loshchilov & Hutter 2019)."""
+    results = {}
+    for kind in ("l2", "decoupled"):
+        variable = keras.Variable(np.full((2, 2), 2.0, "float32"))
+        optimizer = training.make_optimizer("adam", 0.01, clipnorm=0, weight_decay=0.1, weight_decay_type=kind)
+        optimizer.apply([np.zeros((2, 2), "float32")], [variable])
+        results[kind] = float(variable.numpy()[0, 0])
+    assert results["decoupled"] == pytest.approx(2.0 * (1 - 0.01 * 0.1), rel=1e-6)
+    assert results["l2"] == pytest.approx(2.0 - 0.01, rel=1e-3)  # one Adam step of size lr on the penalty

@@ -255,7 +255,8 @@ def classification_report_markdown(metrics, title):
         Markdown: a summary table (accuracy with its 95% Wilson interval,
         macro-F1, majority-class baseline, number of examples), a per-class
         table, the confusion matrix, accuracy by length and the most
-        confidently wrong examples.
+        confidently wrong examples; with a `protocol` dict in `metrics`
+        (how the model was trained and scored), a table of it.
     """
     label_names = metrics["label_names"]
     low, high = metrics["accuracy_interval"]
@@ -291,6 +292,10 @@ def classification_report_markdown(metrics, title):
         + (markdown_table(wrong, ["rank", "probability", "true", "predicted", "text"])
            if wrong else "No misclassified examples."),
     ]
+    if metrics.get("protocol"):  # how the numbers were obtained, as a reader of a results table needs it
+        rows = [{"setting": _escape_cell(str(key)), "value": _escape_cell(str(value))}
+                for key, value in metrics["protocol"].items()]
+        sections.insert(2, "## Protocol\n\n" + markdown_table(rows, ["setting", "value"]))
     return "\n\n".join(sections) + "\n"
 
 

@@ -38,7 +38,7 @@ from textlstm.recipes.language_model import load_language_model
 from textlstm.recipes.run_steps import fit_unless_done, plot_history, prepare_tokenizer, save_model
 from textlstm.reports import classification_metrics, write_classification_report
 from textlstm.runs import RunDirectory, read_run_config, write_json
-from textlstm.tokenizers import BOS, load_tokenizer, save_tokenizer
+from textlstm.tokenizers import BOS, UNK_ID, load_tokenizer, save_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +181,8 @@ def fit_and_evaluate(config, run, train, valid, test, pretrained):
     save_model(classifier, run)
 
     history = plot_history(run, metric="loss", title=f"{config.dataset} classifier, {run.path}")
-    report = evaluate_examples(classifier, test, run.path, title=f"{config.dataset} {test.source}")
+    report = evaluate_examples(classifier, test, run.path, title=f"{config.dataset} {test.source}",
+                               protocol=training_protocol(config, classifier, train, history, transfer))
     train_seconds = [row["train_seconds"] for row in history if "train_seconds" in row]
     metrics = {
         "dataset": config.dataset,
@@ -190,7 +191,8 @@ def fit_and_evaluate(config, run, train, valid, test, pretrained):
         "test_accuracy_interval": report["accuracy_interval"],
         "test_macro_f1": report["macro_f1"],
         "majority_class_accuracy": report["majority_class_accuracy"],
-        "valid_accuracy": max((row.get("val_accuracy", 0.0) for row in history), default=None),
+        # The restored weights are the epoch with the lowest validation loss: its accuracy.
+        "valid_accuracy": min(history, key=lambda row: row["val_loss"])["val_accuracy"] if history else None,
         "test_examples": len(test),
         "train_examples": len(train),
         "epochs": len(history),
@@ -206,14 +208,38 @@ def fit_and_evaluate(config, run, train, valid, test, pretrained):
     return metrics
 
 
-def evaluate_examples(classifier, examples, directory, stem="report", title=None):
-    """Predicts `examples`, writes `stem.{md,json,png}` into `directory`; returns the metrics dict."""
+def training_protocol(config, classifier, train, history, transfer):
+    """What a reader of the accuracy needs to know of how it was obtained."""
+    ids = np.concatenate(classifier.preprocessor.encode_lines(train.texts[:5000]))
+    return {
+        "train data": f"{train.source} ({len(train)} examples)",
+        "model": f"bidirectional {config.cell_type} {config.num_layers}x{config.hidden_dim}, embedding "
+                 f"{config.embedding_dim}, pooling {config.pooling}, dropout {config.dropout}",
+        "tokenizer": f"{'the LM run' if config.pretrained_lm else config.tokenizer}: "
+                     f"{classifier.preprocessor.tokenizer.vocabulary_size()} ids; <unk> rate on train "
+                     f"{float(np.mean(ids == UNK_ID)):.2%}",
+        "input": f"'{classifier.preprocessor.start_token}' + at most {config.max_length} tokens + '</s>', "
+                 f"right padded, zero initial state",
+        "initialisation": f"from {config.pretrained_lm}: {transfer}" if transfer else "random (from scratch)",
+        "training": f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}), batch {config.batch_size}, "
+                    f"{len(history)} epochs; weights of the lowest validation loss",
+        "prediction": "argmax of the softmax; accuracy interval: Wilson 95%",
+    }
+
+
+def evaluate_examples(classifier, examples, directory, stem="report", title=None, protocol=None):
+    """Predicts `examples`, writes `stem.{md,json,png}` into `directory`; returns the metrics dict.
+
+    `protocol` (a dict: how the model was trained and scored) goes into the report.
+    """
     predictions = classifier.predict(examples.texts)
     lengths = [len(ids) - 2 for ids in classifier.preprocessor.encode_lines(examples.texts)]  # without start/end
     metrics = classification_metrics(
         labels=examples.labels, predictions=predictions.label_ids, probabilities=predictions.probabilities,
         texts=examples.texts, label_names=classifier.label_names, lengths=lengths,
     )
+    if protocol:
+        metrics["protocol"] = protocol
     write_classification_report(metrics, directory, stem=stem, title=title or examples.source)
     return metrics
 
