@@ -89,7 +89,8 @@ def test_transfer_from_a_language_model_run(trained_run, shared_data, tmp_path):
 def test_mr_cross_validation_writes_one_run_per_fold(shared_data, tmp_path):
     config = config_from_dict(SentimentConfig, {
         "dataset": "mr", "cross_validation_folds": 2, "data_dir": str(shared_data), "max_train_lines": 300,
-        "run_dir": str(tmp_path / "mr"), "embedding_dim": 16, "hidden_dim": 8, "epochs": 1, "verbose": 0})
+        "run_dir": str(tmp_path / "mr"), "embedding_dim": 16, "hidden_dim": 8, "epochs": 1, "verbose": 0,
+        "class_weights": True})
     metrics = train_sentiment(config)
     assert len(metrics["fold_accuracies"]) == 2
     assert metrics["test_accuracy"] == pytest.approx(np.mean(metrics["fold_accuracies"]))

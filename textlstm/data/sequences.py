@@ -61,7 +61,7 @@ def bucketed_batches(sequences, batch_size, labels=None, weights=None, shuffle=F
         lambda ids, *rest: tf.shape(ids)[0],
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-        padding_values=(PAD_ID, *([0] * (len(signature) - 1))),
+        padding_values=tuple(tf.constant(PAD_ID if i == 0 else 0, spec.dtype) for i, spec in enumerate(signature)),
     )
     # Each bucket ends with one partial batch; declaring the count gives Keras
     # a progress-bar total (and no "ran out of data" warning).
