@@ -113,7 +113,7 @@ class RunConfig:
     recurrent_initializer: str = setting("orthogonal", Choice(*INITIALIZERS))  # Saxe et al. (2014): keeps early gradients from vanishing.
 
     # Optimisation.
-    optimizer: str = setting("sgd", Choice("adam", "sgd"))
+    optimizer: str = setting("sgd", Choice("adam", "sgd"))  # Each task sets its own default optimizer and rate.
     learning_rate: float = setting(20.0, Positive())
     clipnorm: float = setting(0.25, NonNegative())  # Global-norm clipping (Pascanu et al. 2013); 0 = off.
     weight_decay: float = setting(0.0, NonNegative())  # 0 = off. Decoupled (Loshchilov & Hutter 2019) or an L2 penalty.
@@ -192,7 +192,6 @@ class SentimentConfig(RunConfig):
     cross_validation_folds: int = setting(0, NonNegative())  # MR only (it has no split): 10-fold CV as in Kim (2014).
     max_length: int = setting(64, Positive())  # Tokens kept per text; SST sentences average ~19 words.
 
-    tokenizer: str = setting("word", Choice("word", "unigram", "bpe"))
     vocabulary_size: int = setting(20000, Positive())  # SST-2 train has ~14k word types; the rest map to <unk>.
     lowercase: bool = setting(True)  # SST and MR are lowercased already; typed input is matched the same way.
     embedding_dim: int = setting(300, Positive())  # Tai et al. (2015) and Kim (2014) use 300-d vectors.

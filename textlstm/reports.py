@@ -3,13 +3,14 @@
 import json
 import math
 import os
-import uuid
 
 import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from textlstm.runs import atomic_path, write_text  # noqa: E402
 
 
 def plot_curves(history, path, metric="perplexity", title=None, train_label="train"):
@@ -350,18 +351,6 @@ def plot_classification_report(metrics, path, title=None):
     plt.close(figure)
 
 
-def _write_atomically(path, write):
-    """Calls write(temporary_path) for a fresh name beside `path`, then renames it onto `path`."""
-    directory, name = os.path.split(path)
-    temporary_path = os.path.join(directory, f".{name}.{uuid.uuid4().hex}{os.path.splitext(name)[1]}")
-    try:
-        write(temporary_path)
-        os.replace(temporary_path, path)
-    finally:
-        if os.path.exists(temporary_path):
-            os.remove(temporary_path)
-
-
 def write_classification_report(metrics, directory, stem="report", title="Classification report"):
     """Writes `<stem>.md`, `<stem>.json` and `<stem>.png` of a classifier's metrics.
 
@@ -377,17 +366,10 @@ def write_classification_report(metrics, directory, stem="report", title="Classi
     Returns:
         The paths of the Markdown, JSON and PNG files, in that order.
     """
-    os.makedirs(directory, exist_ok=True)
     markdown_path, json_path, png_path = (os.path.join(directory, stem + extension)
                                           for extension in (".md", ".json", ".png"))
-
-    def write_text(text):
-        def write(temporary_path):
-            with open(temporary_path, "w", encoding="utf-8") as file:
-                file.write(text)
-        return write
-
-    _write_atomically(markdown_path, write_text(classification_report_markdown(metrics, title)))
-    _write_atomically(json_path, write_text(json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n"))
-    _write_atomically(png_path, lambda temporary_path: plot_classification_report(metrics, temporary_path, title))
+    write_text(classification_report_markdown(metrics, title), markdown_path)
+    write_text(json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n", json_path)
+    with atomic_path(png_path) as temporary_path:
+        plot_classification_report(metrics, temporary_path, title)
     return markdown_path, json_path, png_path

@@ -31,6 +31,8 @@ import sentencepiece as spm
 import tensorflow as tf
 from keras_hub.src.utils.tensor_utils import no_convert_scope
 
+from textlstm.runs import write_json
+
 logger = logging.getLogger(__name__)
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
@@ -297,10 +299,7 @@ def save_tokenizer(tokenizer, directory):
     temporary name and renamed: a directory with `config.json` holds a whole tokenizer)."""
     os.makedirs(directory, exist_ok=True)
     tokenizer.save_assets(directory)
-    tmp_path = os.path.join(directory, ".config.json.tmp")
-    with open(tmp_path, "w", encoding="utf-8") as f:
-        json.dump(keras.saving.serialize_keras_object(tokenizer), f, indent=2)
-    os.replace(tmp_path, os.path.join(directory, "config.json"))
+    write_json(keras.saving.serialize_keras_object(tokenizer), os.path.join(directory, "config.json"))
 
 
 def load_tokenizer(directory):
