@@ -121,11 +121,11 @@ def make_optimizer(config, classifier, steps_per_epoch):
     training at epoch groups-1-g (the head first). Frozen groups have rate
     0 (so no weight decay either); Adam's moments still see their gradients.
     """
-    total_steps = steps_per_epoch * config.epochs
-    if config.lr_schedule == "slanted_triangular":
-        base = lambda factor: training.SlantedTriangular(config.learning_rate * factor, total_steps)  # noqa: E731
-    else:
-        base = lambda factor: config.learning_rate * factor  # noqa: E731
+    def base(factor):  # the rate, or slanted triangular schedule, of `factor` x the configured rate
+        if config.lr_schedule == "slanted_triangular":
+            return training.SlantedTriangular(config.learning_rate * factor, steps_per_epoch * config.epochs)
+        return config.learning_rate * factor
+
     if config.discriminative_lr_factor == 1.0 and not config.gradual_unfreezing:
         return training.make_optimizer(config.optimizer, base(1.0), config.clipnorm, config.weight_decay,
                                        config.weight_decay_type)
