@@ -17,9 +17,9 @@ from textlstm import training
 from textlstm.config import LanguageModelConfig
 from textlstm.data import read_lines, sentence_dataset, stream_dataset, tfds_lines
 from textlstm.data.streams import non_empty
-from textlstm.models import LanguageModel, LSTMBackbone
+from textlstm.models import LanguageModel
 from textlstm.preprocessors import LanguageModelPreprocessor
-from textlstm.recipes.run_steps import fit_unless_done, plot_history, prepare_tokenizer, save_model
+from textlstm.recipes.run_steps import build_backbone, fit_unless_done, plot_history, prepare_tokenizer, save_model
 from textlstm.runs import RunDirectory, read_run_config, write_text
 
 logger = logging.getLogger(__name__)
@@ -70,16 +70,7 @@ def make_eval_dataset(preprocessor, lines, mode, batch_size, sequence_length, so
 
 def build_language_model(config, tokenizer):
     """The LSTMBackbone + LanguageModel a config describes, with the preprocessor of its mode."""
-    backbone = LSTMBackbone(
-        vocabulary_size=tokenizer.vocabulary_size(),
-        embedding_dim=config.embedding_dim,
-        hidden_dim=config.hidden_dim,
-        num_layers=config.num_layers,
-        cell_type=config.cell_type,
-        dropout=config.dropout,
-        kernel_initializer=config.kernel_initializer,
-        recurrent_initializer=config.recurrent_initializer,
-    )
+    backbone = build_backbone(config, tokenizer.vocabulary_size())
     preprocessor = LanguageModelPreprocessor.for_mode(tokenizer, config.mode)
     return LanguageModel(backbone, preprocessor=preprocessor, tie_weights=config.tie_weights)
 

@@ -5,6 +5,7 @@ import os
 import time
 
 from textlstm import training
+from textlstm.models import LSTMBackbone
 from textlstm.reports import plot_curves
 from textlstm.runs import atomic_path
 from textlstm.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
@@ -49,6 +50,21 @@ def plot_history(run, **kwargs):
         with atomic_path(run.file("curves.png")) as tmp_path:
             plot_curves(history, tmp_path, **kwargs)
     return history
+
+
+def build_backbone(config, vocabulary_size, bidirectional=False):
+    """The `LSTMBackbone` a run config describes (every task's architecture fields)."""
+    return LSTMBackbone(
+        vocabulary_size=vocabulary_size,
+        embedding_dim=config.embedding_dim,
+        hidden_dim=config.hidden_dim,
+        num_layers=config.num_layers,
+        cell_type=config.cell_type,
+        bidirectional=bidirectional,
+        dropout=config.dropout,
+        kernel_initializer=config.kernel_initializer,
+        recurrent_initializer=config.recurrent_initializer,
+    )
 
 
 def save_model(model, run, name="model.keras"):

@@ -31,11 +31,11 @@ from textlstm.data import (
     read_tsv_labeled,
 )
 from textlstm.data.sequences import inverse_frequency_weights
-from textlstm.models import LSTMBackbone, SentimentClassifier, transfer_language_model
+from textlstm.models import SentimentClassifier, transfer_language_model
 from textlstm.models.classifier import classifier_layer_groups
 from textlstm.preprocessors import ClassifierPreprocessor
 from textlstm.recipes.language_model import load_language_model
-from textlstm.recipes.run_steps import fit_unless_done, plot_history, prepare_tokenizer, save_model
+from textlstm.recipes.run_steps import build_backbone, fit_unless_done, plot_history, prepare_tokenizer, save_model
 from textlstm.reports import classification_metrics, write_classification_report
 from textlstm.runs import RunDirectory, read_run_config, write_json
 from textlstm.tokenizers import BOS, UNK_ID, load_tokenizer, save_tokenizer
@@ -96,17 +96,7 @@ def pretrained_tokenizer(run, forward_lm):
 def build_classifier(config, tokenizer, start_token):
     """The bidirectional LSTMBackbone + SentimentClassifier a config describes."""
     info = SENTIMENT_DATASETS[config.dataset]
-    backbone = LSTMBackbone(
-        vocabulary_size=tokenizer.vocabulary_size(),
-        embedding_dim=config.embedding_dim,
-        hidden_dim=config.hidden_dim,
-        num_layers=config.num_layers,
-        cell_type=config.cell_type,
-        bidirectional=True,
-        dropout=config.dropout,
-        kernel_initializer=config.kernel_initializer,
-        recurrent_initializer=config.recurrent_initializer,
-    )
+    backbone = build_backbone(config, tokenizer.vocabulary_size(), bidirectional=True)
     preprocessor = ClassifierPreprocessor(tokenizer, start_token=start_token, sequence_length=config.max_length)
     return SentimentClassifier(backbone, num_classes=info.num_classes, preprocessor=preprocessor,
                                pooling=config.pooling, dropout=config.dropout, label_names=list(info.label_names))
