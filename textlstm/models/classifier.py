@@ -19,6 +19,7 @@ from keras import ops
 
 from textlstm.models.backbone import LSTMBackbone
 from textlstm.models.language_model import LanguageModel, tokenizer_vocabulary_size
+from textlstm.models.task import Task
 from textlstm.preprocessors import ClassifierPreprocessor
 from textlstm.tokenizers import PAD_ID
 
@@ -42,7 +43,7 @@ class ClassifierPredictions:
 
 
 @keras.saving.register_keras_serializable(package="textlstm")
-class SentimentClassifier(keras.Model):
+class SentimentClassifier(Task):
     """Class probabilities from a pooled `LSTMBackbone` encoding of the text.
 
         ids (batch, time) ──► LSTMBackbone ──► sequence (batch, time, output_dim), final states
@@ -239,14 +240,6 @@ class SentimentClassifier(keras.Model):
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        if config.get("preprocessor") is not None:
-            config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
-        return cls(**config)
 
 
 def transfer_language_model(classifier, language_model, backward_language_model=None):

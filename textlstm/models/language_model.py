@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras import ops
 
 from textlstm.models.backbone import LSTMBackbone
+from textlstm.models.task import Task
 from textlstm.preprocessors import LanguageModelPreprocessor
 from textlstm.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
@@ -58,7 +59,7 @@ class TokenScores:
 
 
 @keras.saving.register_keras_serializable(package="textlstm")
-class LanguageModel(keras.Model):
+class LanguageModel(Task):
     """Next-token logits over an `LSTMBackbone`, with scoring and generation.
 
         ids (batch, time) ──► LSTMBackbone ──► hidden (batch, time, hidden_dim)
@@ -454,14 +455,6 @@ class LanguageModel(keras.Model):
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        if config.get("preprocessor") is not None:
-            config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
-        return cls(**config)
 
 
 def tokenizer_vocabulary_size(tokenizer):
