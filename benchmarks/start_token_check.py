@@ -21,13 +21,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from textlstm.data import read_lines  # noqa: E402
 from textlstm.models import LanguageModel  # noqa: E402
 from textlstm.preprocessors import LanguageModelPreprocessor  # noqa: E402
+from textlstm.probes import KerasScorer  # noqa: E402
 from textlstm.recipes.language_model import load_language_model  # noqa: E402
 from textlstm.reports import markdown_table  # noqa: E402
 from textlstm.tokenizers import BOS  # noqa: E402
 
 
 def sentence_scores(lm, sentences):
-    scores = lm.score(sentences)
+    scores = KerasScorer(lm, prepare="none").score(sentences)
     log_probs = [lp for s in scores for lp in s.log_probs]
     return {
         "first-word mean log-prob (nats)": sum(s.log_probs[0] for s in scores) / len(scores),

@@ -7,7 +7,9 @@ import pytest
 from textlstm.cli import build_parser, main
 
 SUBCOMMANDS = [["quickstart"], ["tokenizer", "train"], ["train", "lm"], ["train", "classifier"], ["evaluate", "lm"],
-               ["evaluate", "classifier"], ["generate"], ["score"], ["predict"], ["export", "lm"]]
+               ["evaluate", "classifier"], ["generate"], ["score"], ["predict"], ["export", "lm"],
+               ["train", "agreement"], ["probe", "minimal-pairs"], ["probe", "syntaxgym"], ["probe", "number"],
+               ["probe", "templates"]]
 
 
 @pytest.mark.parametrize("words", SUBCOMMANDS)
@@ -61,3 +63,42 @@ def test_score_generate_evaluate_export(trained_run, ptb_dir, tmp_path, capsys):
 
     assert main(["export", "lm", "--run-dir", str(trained_run), "--name", "ptb", "--base-dir", str(tmp_path)]) == 0
     assert (tmp_path / "ptb" / "1" / "saved_model.pb").exists()
+
+
+def test_probes_from_the_command_line(trained_run, shared_data, tmp_path, capsys):
+    """Each probe from a run directory, and the minimal pairs from its SavedModel too, as a user runs them."""
+    run = str(trained_run)
+    blimp = ["--blimp-dir", str(shared_data / "blimp"), "--paradigm", "regular_plural_subject_verb_agreement_1"]
+    assert main(["probe", "minimal-pairs", "--run-dir", run, *blimp]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("overall") and "(1000 of 1000 scored)" in out
+    report = json.loads((trained_run / "probes" / "minimal_pairs.json").read_text())
+    assert report["protocol"]["start_token"] == "</s>" and report["protocol"]["test_perplexity"] > 1
+    assert (trained_run / "probes" / "minimal_pairs.png").exists()
+
+    assert main(["export", "lm", "--run-dir", run, "--name", "lm", "--base-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["probe", "minimal-pairs", "--saved-model", str(tmp_path / "lm" / "1"), *blimp,
+                 "--output-dir", str(tmp_path / "served")]) == 0
+    served = json.loads((tmp_path / "served" / "minimal_pairs.json").read_text())
+    assert served["overall"]["accuracy"] == pytest.approx(report["overall"]["accuracy"], abs=2e-3)
+    assert served["protocol"]["implementation"] == "saved_model"
+
+    assert main(["probe", "templates", "--run-dir", run, "--max-pairs-per-condition", "20",
+                 "--output-dir", str(tmp_path / "templates")]) == 0
+    templates = json.loads((tmp_path / "templates" / "templates.json").read_text())
+    assert [row["num_items"] for row in templates["by_paradigm"]] == [20] * 9
+
+    suites = sorted(str(p) for p in (shared_data / "syntaxgym_sample" / "json").glob("*.json"))
+    assert main(["probe", "syntaxgym", "--run-dir", run, *suites, "--output-dir", str(tmp_path / "gym")]) == 0
+    assert {"cleft", "npz_obj", "subordination"} <= {line.split()[0] for line in capsys.readouterr().out.splitlines()}
+
+    assert main(["probe", "number", "--run-dir", run, "--file",
+                 str(shared_data / "ud_english_ewt" / "en_ewt-ud-test.conllu"), "--output-dir", str(tmp_path / "n")]) == 0
+    number = json.loads((tmp_path / "n" / "number_prediction.json").read_text())
+    assert number["overall"]["num_items"] > 150 and 0 <= number["overall"]["accuracy"] <= 1
+    assert [row["name"] for row in number["by_attractors"]] == ["0 attractors", "1 attractors", "2 attractors",
+                                                               "3+ attractors"]
+
+    with pytest.raises(SystemExit):  # --run-dir and --saved-model exclude each other
+        main(["probe", "number", "--run-dir", run, "--saved-model", "x"])

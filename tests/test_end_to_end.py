@@ -9,6 +9,7 @@ import numpy as np
 
 from textlstm.data import read_lines
 from textlstm.preprocessors import LanguageModelPreprocessor
+from textlstm.probes import KerasScorer
 from textlstm.recipes.language_model import load_language_model
 from textlstm.tokenizers import load_tokenizer
 
@@ -54,7 +55,7 @@ def test_sentence_by_sentence_scores_agree_with_the_stream_perplexity(trained_ru
     sentences one by one costs only the lost cross-sentence context (BENCHMARKS.md: +4.8% on PTB small)."""
     metrics = json.loads((trained_run / "metrics.json").read_text())
     lm = load_language_model(str(trained_run))
-    scores = lm.score(read_lines(str(ptb_dir / "ptb.test.txt"), max_lines=400))
+    scores = KerasScorer(lm, prepare="none").score(read_lines(str(ptb_dir / "ptb.test.txt"), max_lines=400))
     log_probs = [lp for s in scores for lp in s.log_probs]
     per_sentence = math.exp(-sum(log_probs) / len(log_probs))
     assert abs(per_sentence / metrics["test_perplexity"] - 1) < 0.10, (per_sentence, metrics["test_perplexity"])

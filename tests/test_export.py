@@ -9,6 +9,7 @@ import pytest
 from textlstm.export import export_scorer, next_version_dir
 from textlstm.preprocessors import LanguageModelPreprocessor
 from textlstm.models import LanguageModel, LSTMBackbone
+from textlstm.probes import KerasScorer
 from textlstm.tokenizers import train_sentencepiece
 
 RELOAD = """
@@ -42,7 +43,7 @@ def test_exported_scorer_reloads_with_only_tensorflow(tmp_path, ptb_lines, word_
 
     texts = ["the company said it would", "mr. <unk> is chairman of the board"]
     served = reload_in_subprocess(export_dir, texts)
-    for row, scores in enumerate(lm.score(texts)):
+    for row, scores in enumerate(KerasScorer(lm, prepare="none").score(texts)):
         n = served["lengths"][row]
         assert n == len(scores.log_probs)
         np.testing.assert_allclose(served["log_probs"][row][:n], scores.log_probs, rtol=1e-5, atol=1e-6)
@@ -70,6 +71,6 @@ def test_export_after_training_with_carried_state(tmp_path, ptb_lines, word_toke
 
     texts = ["the company said it would", "shares rose"]
     served = tf.saved_model.load(export_dir).signatures["serving_default"](texts=tf.constant(texts))
-    for row, scores in enumerate(lm.score(texts)):  # the caller's model still scores after the export
+    for row, scores in enumerate(KerasScorer(lm, prepare="none").score(texts)):  # the caller's model still scores after the export
         n = int(served["lengths"][row])
         np.testing.assert_allclose(served["log_probs"][row][:n].numpy(), scores.log_probs, rtol=1e-5, atol=1e-6)

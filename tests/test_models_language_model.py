@@ -8,11 +8,12 @@ import tensorflow as tf
 from textlstm.data import stream_windows
 from textlstm.models import LanguageModel, LSTMBackbone
 from textlstm.preprocessors import LanguageModelPreprocessor
+from textlstm.probes import KerasScorer
 from textlstm.tokenizers import EOS_ID
 
 
 def test_score_matches_log_softmax_of_logits(tiny_lm):
-    scores = tiny_lm.score(["the company said", "n't"])
+    scores = KerasScorer(tiny_lm, prepare="none").score(["the company said", "n't"])
     first = scores[0]
     assert first.tokens == ["the", "company", "said", "</s>"]
     ids = np.array([[EOS_ID] + first.token_ids])  # a stream-mode model reads </s> first
@@ -22,7 +23,7 @@ def test_score_matches_log_softmax_of_logits(tiny_lm):
     np.testing.assert_allclose(first.surprisals, [-lp / math.log(2) for lp in expected], rtol=1e-5)
     assert len(scores[1].log_probs) == 2  # padding of the shorter text is not scored
     with pytest.raises(ValueError, match="list of strings"):
-        tiny_lm.score("one string")
+        KerasScorer(tiny_lm, prepare="none").score("one string")
 
 
 def test_save_load_gives_identical_outputs(tmp_path, tiny_lm):
@@ -32,7 +33,7 @@ def test_save_load_gives_identical_outputs(tmp_path, tiny_lm):
     ids = np.array([[2, 10, 11, 12, 0]], "int32")
     np.testing.assert_array_equal(restored(ids), tiny_lm(ids))
     texts = ["the company said it would", "mr. <unk> is chairman"]
-    assert [s.log_probs for s in restored.score(texts)] == [s.log_probs for s in tiny_lm.score(texts)]
+    assert [s.log_probs for s in KerasScorer(restored, prepare="none").score(texts)] == [s.log_probs for s in KerasScorer(tiny_lm, prepare="none").score(texts)]
     assert restored.get_config()["backbone"] == tiny_lm.get_config()["backbone"]
 
 
@@ -119,7 +120,7 @@ def test_sentencepiece_lm_save_load_round_trip(tmp_path, ptb_lines):
     restored = keras.saving.load_model(tmp_path / "spm_lm.keras", safe_mode=True)
     assert isinstance(restored.tokenizer, SentencePieceTokenizer)
     texts = ["the company said", "profits rose sharply"]
-    assert [s.log_probs for s in restored.score(texts)] == [s.log_probs for s in lm.score(texts)]
+    assert [s.log_probs for s in KerasScorer(restored, prepare="none").score(texts)] == [s.log_probs for s in KerasScorer(lm, prepare="none").score(texts)]
     assert restored.generate(["the"], max_length=4, sampler="greedy") == lm.generate(["the"], max_length=4,
                                                                                        sampler="greedy")
 

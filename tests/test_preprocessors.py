@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from textlstm.config import LanguageModelConfig, config_from_dict
 from textlstm.preprocessors import ClassifierPreprocessor, LanguageModelPreprocessor
+from textlstm.probes import KerasScorer
 from textlstm.recipes.language_model import build_language_model, make_train_dataset
 from textlstm.tokenizers import BOS_ID, EOS_ID, PAD_ID, WordTokenizer, train_tokenizer
 
@@ -22,7 +23,7 @@ def test_the_first_scored_token_follows_a_start_token_seen_there_in_training(mod
     for x, y, w in make_train_dataset(config, lm.preprocessor, lines, "train").as_numpy_iterator():
         trained_pairs.update(zip(x[w > 0].tolist(), y[w > 0].tolist()))
 
-    scored = lm.score(lines[:20])
+    scored = KerasScorer(lm, prepare="none").score(lines[:20])
     start_ids = lm.preprocessor(lines[:20]).numpy()[:, 0]  # what score() feeds the model first
     assert set(start_ids.tolist()) == {EOS_ID if mode == "stream" else BOS_ID}
     for start_id, scores in zip(start_ids, scored):

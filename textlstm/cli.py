@@ -5,12 +5,15 @@
     textlstm train lm [--config C] [k=v ...]     train a language model into a run dir
     textlstm train lm --run-dir R epochs=N       resume or continue the run in R
     textlstm train classifier [--config C] ...   train a sentiment classifier
+    textlstm train agreement [--config C] ...    train a number-agreement classifier on UD EWT
     textlstm evaluate lm --run-dir R --file F    perplexity of a run's model on a file
     textlstm evaluate classifier --run-dir R --file F   accuracy, F1, report of a classifier
     textlstm generate --run-dir R --prompt P     continue prompts
     textlstm score --run-dir R TEXT ...          per-token log-probs and surprisals
     textlstm predict --run-dir R TEXT ...        labels and probabilities of a classifier
     textlstm export lm --run-dir R --name N      SavedModel under saved_models/N/VERSION
+    textlstm probe minimal-pairs|syntaxgym|number|templates (--run-dir R | --saved-model D)
+                                                 agreement probes; reports under R/probes/ or --output-dir
 """
 
 import argparse
@@ -19,9 +22,12 @@ import logging
 import os
 import sys
 
-from textlstm.config import LanguageModelConfig, SentimentConfig, load_config
+from textlstm.config import AgreementConfig, LanguageModelConfig, SentimentConfig, load_config
 from textlstm.data import read_lines
 from textlstm.export import export_scorer, next_version_dir
+from textlstm.probes import KerasScorer, load_scorer
+from textlstm.recipes import probes
+from textlstm.recipes.agreement import train_agreement
 from textlstm.recipes.language_model import evaluate_run, load_language_model, train_language_model
 from textlstm.recipes.sentiment import accuracy_summary, evaluate_classifier_run, load_classifier, train_sentiment
 from textlstm.runs import CONFIG_FILE
@@ -39,9 +45,15 @@ def run_config(config_class, args, default_config=None):
 
 
 def cmd_quickstart(args):
+    lm_config = run_config(LanguageModelConfig, argparse.Namespace(config=args.config, overrides=args.overrides))
     cmd_train_lm(argparse.Namespace(config=args.config, run_dir=None, overrides=args.overrides))
     print()
     cmd_train_classifier(argparse.Namespace(config=args.classifier_config, run_dir=None, overrides=[]))
+    print()
+    cmd_probe(argparse.Namespace(probe="minimal-pairs", run_dir=lm_config.run_dir, saved_model=None, prepare="auto",
+                                 output_dir=None, files=None, blimp_dir=args.blimp_dir, paradigm=None,
+                                 linguistics_term=["subject_verb_agreement"], method="full", normalization="sum",
+                                 unk="score"))
 
 
 def cmd_train_lm(args):
@@ -76,6 +88,16 @@ def cmd_train_classifier(args):
         print(f"training: {metrics.get('epochs', '-')} epochs, {metrics['train_seconds']:.0f} s")
     if not config.cross_validation_folds:
         print(f"report: {os.path.join(config.run_dir, 'report.md')}")
+
+
+def cmd_train_agreement(args):
+    config = run_config(AgreementConfig, args, default_config="agreement_ud")
+    metrics = train_agreement(config)
+    print(f"run directory: {config.run_dir}")
+    print(f"test accuracy {metrics['test_accuracy']:.4f} (majority class {metrics['majority_class_accuracy']:.4f}); "
+          f"by attractors: " + ", ".join(f"{bucket}: {'n/a' if value is None else f'{value:.3f}'}"
+                                         for bucket, value in metrics["test_accuracy_by_attractors"].items()))
+    print(f"report: {os.path.join(config.run_dir, 'report.md')}")
 
 
 def cmd_evaluate_lm(args):
@@ -133,8 +155,7 @@ def cmd_generate(args):
 
 def cmd_score(args):
     texts = read_texts(args, LanguageModelConfig)
-    lm = load_language_model(args.run_dir)
-    for scores in lm.score(texts):
+    for scores in KerasScorer(load_language_model(args.run_dir), prepare=args.prepare).score(texts):
         if args.format == "jsonl":
             print(json.dumps({"text": scores.text, "tokens": scores.tokens, "log_probs": scores.log_probs,
                               "surprisals": scores.surprisals, "total_log_prob": scores.total_log_prob}))
@@ -147,8 +168,36 @@ def cmd_score(args):
 def cmd_export_lm(args):
     lm = load_language_model(args.run_dir)
     export_dir = next_version_dir(args.base_dir, args.name)
-    export_scorer(lm, export_dir)
+    export_scorer(lm, export_dir, description=KerasScorer.from_run_dir(args.run_dir).description)
     print(f"exported to {export_dir}")
+
+
+def cmd_probe(args):
+    scorer = load_scorer(run_dir=args.run_dir, saved_model=args.saved_model, prepare=args.prepare)
+    output_dir = args.output_dir or (os.path.join(args.run_dir, "probes") if args.run_dir
+                                     else os.path.join("probes", os.path.basename(os.path.normpath(args.saved_model))))
+    if args.probe == "minimal-pairs":
+        result = probes.probe_minimal_pairs(
+            scorer, output_dir, files=args.files, blimp_dir=None if args.files else args.blimp_dir,
+            paradigms=args.paradigm, linguistics_terms=args.linguistics_term, method=args.method,
+            normalization=args.normalization, unk=args.unk)
+        rows = [result["overall"], *result["by_paradigm"]]
+    elif args.probe == "templates":
+        result = probes.probe_templates(scorer, output_dir, args.condition, args.max_pairs_per_condition, args.method)
+        rows = [result["overall"], *result["by_paradigm"]]
+    elif args.probe == "number":
+        result = probes.probe_number(scorer, output_dir, args.file)
+        rows = [result["overall"], *result["by_attractors"]]
+    else:
+        accuracies = probes.probe_syntaxgym(scorer, output_dir, args.suites)
+        rows = [{"name": name, "accuracy": accuracy, "num_items": None} for name, accuracy in accuracies.items()]
+    for row in rows:
+        accuracy = "n/a" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
+        interval = row.get("interval")
+        interval = f"  [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+        count = f"  ({row['num_scored']} of {row['num_items']} scored)" if row.get("num_items") else ""
+        print(f"{row['name']:<45} {accuracy}{interval}{count}")
+    print(f"reports in {output_dir}")
 
 
 def build_parser():
@@ -163,6 +212,7 @@ def build_parser():
     p = commands.add_parser("quickstart", help="train and evaluate the PTB quickstart LM, then a short SST-2 classifier")
     add_config_args(p, "ptb_quickstart")
     p.add_argument("--classifier-config", default="sst2_quickstart", help="the classifier's config (default: %(default)s)")
+    p.add_argument("--blimp-dir", default=probes.DEFAULT_BLIMP_DIR, help="BLiMP, probed at the end (default: %(default)s)")
     p.set_defaults(func=cmd_quickstart)
 
     tokenizer = commands.add_parser("tokenizer", help="tokenizer commands").add_subparsers(dest="action", required=True)
@@ -184,6 +234,10 @@ def build_parser():
     add_config_args(p)  # default: sst2_bilstm, unless --run-dir
     p.add_argument("--run-dir", help="resume or continue this run with its own config.json (overrides apply)")
     p.set_defaults(func=cmd_train_classifier)
+    p = train.add_parser("agreement", help="train a number-agreement classifier (Linzen et al. 2016) on UD")
+    add_config_args(p)  # default: agreement_ud, unless --run-dir
+    p.add_argument("--run-dir", help="resume or continue this run with its own config.json (overrides apply)")
+    p.set_defaults(func=cmd_train_agreement)
 
     evaluate = commands.add_parser("evaluate", help="evaluation commands").add_subparsers(dest="task", required=True)
     p = evaluate.add_parser("lm", help="perplexity of a trained language model on a text file")
@@ -219,6 +273,8 @@ def build_parser():
     p.add_argument("--file", help="score every line of this file too")
     p.add_argument("--encoding", help="of --file (default: the run's config)")
     p.add_argument("--format", choices=("table", "jsonl"), default="table")
+    p.add_argument("--prepare", choices=("none", "ptb", "auto"), default="none",
+                   help="text preparation (textlstm.probes.scorer); default: score the text as given")
     p.set_defaults(func=cmd_score)
 
     p = commands.add_parser("predict", help="labels and probabilities from a trained classifier")
@@ -235,6 +291,37 @@ def build_parser():
     p.add_argument("--name", required=True, help="model name: saved_models/NAME/VERSION")
     p.add_argument("--base-dir", default="saved_models")
     p.set_defaults(func=cmd_export_lm)
+
+    probe = commands.add_parser("probe", help="agreement probes on a language model").add_subparsers(
+        dest="probe", required=True)
+
+    def add_probe(name, help_text):
+        p = probe.add_parser(name, help=help_text)
+        model = p.add_mutually_exclusive_group(required=True)
+        model.add_argument("--run-dir", help="a `textlstm train lm` run directory")
+        model.add_argument("--saved-model", help="an export: saved_models/NAME/VERSION")
+        p.add_argument("--prepare", choices=("auto", "ptb", "none"), default="auto",
+                       help="text preparation: PTB spelling for word vocabularies (auto), raw for SentencePiece")
+        p.add_argument("--output-dir", help="report folder (default: RUN/probes, or probes/VERSION)")
+        p.set_defaults(func=cmd_probe)
+        return p
+
+    p = add_probe("minimal-pairs", "BLiMP or any sentence_good/sentence_bad JSONL")
+    p.add_argument("--files", nargs="+", help="JSONL files of pairs (default: BLiMP from --blimp-dir)")
+    p.add_argument("--blimp-dir", default=probes.DEFAULT_BLIMP_DIR, help="default: %(default)s")
+    p.add_argument("--paradigm", action="append", help="BLiMP UID to keep (repeatable; default: all)")
+    p.add_argument("--linguistics-term", action="append", help="e.g. subject_verb_agreement (repeatable)")
+    p.add_argument("--method", choices=("full", "one_prefix"), default="full")
+    p.add_argument("--normalization", choices=("sum", "mean"), default="sum", help="full method only")
+    p.add_argument("--unk", choices=("score", "skip"), default="score", help="pairs with <unk> in a critical word")
+    p = add_probe("syntaxgym", "SyntaxGym test suites (JSON)")
+    p.add_argument("suites", nargs="+", help="suite JSON files")
+    p = add_probe("number", "Linzen et al. (2016) number prediction from UD CoNLL-U")
+    p.add_argument("--file", default="../shared/data/ud_english_ewt/en_ewt-ud-test.conllu", help="default: %(default)s")
+    p = add_probe("templates", "Marvin & Linzen (2018) agreement templates")
+    p.add_argument("--condition", action="append", help="condition to keep (repeatable; default: all 9)")
+    p.add_argument("--max-pairs-per-condition", type=int, default=0, help="0 = all")
+    p.add_argument("--method", choices=("full", "one_prefix"), default="full")
     return parser
 
 

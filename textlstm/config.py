@@ -68,6 +68,11 @@ class Choice:
         return None if value in self.choices else f"must be one of {self.choices}"
 
 
+class NonEmpty:
+    def check(self, value):
+        return None if value else "must not be empty"
+
+
 class Encoding:
     """A codec Python knows (`codecs.lookup`)."""
 
@@ -228,6 +233,37 @@ class SentimentConfig(RunConfig):
         if self.pretrained_backward_lm and not self.pretrained_lm:
             raise ValueError(f"{source}: field `pretrained_backward_lm` needs `pretrained_lm` too, received "
                              f"pretrained_backward_lm={self.pretrained_backward_lm!r}, pretrained_lm=''.")
+
+
+@dataclass
+class AgreementConfig(RunConfig):
+    """A number-agreement run: Linzen et al. (2016) number prediction on UD prefixes (`textlstm train agreement`)."""
+
+    train_file: str = setting("../shared/data/ud_english_ewt/en_ewt-ud-train.conllu", NonEmpty())  # UD English EWT: hand-checked trees give the subject and the verb's number.
+    valid_file: str = setting("../shared/data/ud_english_ewt/en_ewt-ud-dev.conllu", NonEmpty())  # EWT's dev split: early stopping and the best epoch.
+    test_file: str = setting("../shared/data/ud_english_ewt/en_ewt-ud-test.conllu", NonEmpty())  # EWT's test split, reported by attractor count.
+
+    tokenizer: str = setting("word", Choice("word", "unigram", "bpe"))  # EWT is tokenized (UD words); the verb's own form never enters.
+    vocabulary_size: int = setting(20000, Positive())  # EWT's train prefixes have ~6k word types: all kept that pass min_count.
+    min_count: int = setting(2, Positive())  # Words seen once map to <unk>, so <unk> is trained for the unseen words of test.
+    lowercase: bool = setting(True)  # EWT is cased: "The" and "the" share their statistics.
+    embedding_dim: int = setting(200, Positive())  # The PTB-small LM's, so its embedding can transfer.
+    hidden_dim: int = setting(200, Positive())  # The PTB-small LM's, so its LSTMs can transfer.
+    num_layers: int = setting(2, Choice(1, 2))  # The PTB-small LM's two layers; Linzen et al. (2016) used one.
+    dropout: float = setting(0.3, Range(0, 1, high_open=True))  # ~4.6k training items: some regularisation, less than sentiment's 0.5.
+
+    # LM -> classifier transfer (Howard & Ruder 2018).
+    pretrained_lm: str = setting("")  # Run dir of a textlstm LM whose embedding + LSTMs initialise the classifier; its tokenizer and start token are then used.
+
+    optimizer: str = setting("adam", Choice("adam", "sgd"))  # Adam: no rate schedule to tune on a small task.
+    learning_rate: float = setting(1e-3, Positive())  # Adam's default (Kingma & Ba 2015).
+    clipnorm: float = setting(5.0, NonNegative())  # As the sentiment runs: only guards against rare spikes.
+    batch_size: int = setting(32, Positive())  # ~140 updates an epoch on EWT's ~4.6k items.
+    epochs: int = setting(10, Positive(), continuable=True)  # An epoch takes seconds; early stopping picks the end.
+    early_stopping_patience: int = setting(3, NonNegative(), continuable=True)  # Validation has ~590 items: a noisy loss.
+    time_budget_minutes: float = setting(20.0, NonNegative(), continuable=True)  # The shared training budget of a run.
+
+    run_dir: str = setting("runs/agreement_ud", continuable=True)
 
 
 # Loading -----------------------------------------------------------------------

@@ -18,6 +18,9 @@ import re
 import keras
 import tensorflow as tf
 
+from textlstm.probes.scorer import SCORER_METADATA, scorer_metadata
+from textlstm.runs import write_json
+
 logger = logging.getLogger(__name__)
 
 TEXT_SIGNATURE = [tf.TensorSpec([None], tf.string, name="texts")]
@@ -27,8 +30,9 @@ class TextScorer(keras.Model):
     """A LanguageModel behind its tokenizer: raw strings in, per-token log-probs out.
 
     `call(texts)` returns `token_ids (batch, time)` (the model's start
-    token first, right padded with 0), `log_probs (batch, time - 1)` in nats and `lengths
-    (batch,)`, exactly what `LanguageModel.score_strings` computes. It is an
+    token first, right padded with 0), `log_probs (batch, time - 1)` in nats, `lengths
+    (batch,)` and the scored tokens' byte spans `starts`, `ends (batch, time - 1)`:
+    exactly what `LanguageModel.score_strings` computes. It is an
     export wrapper, never saved as `.keras`.
     """
 
@@ -50,8 +54,13 @@ def next_version_dir(base_dir, name):
     return os.path.join(model_dir, str(max(versions, default=0) + 1))
 
 
-def export_scorer(language_model, export_dir):
+def export_scorer(language_model, export_dir, description=None):
     """Writes a SavedModel whose `serve` signature scores raw strings.
+
+    Beside the graph, `assets.extra/textlstm_scorer.json` (a folder TF
+    Serving ignores) holds what `textlstm.probes.SavedModelScorer` needs: the
+    vocabulary, the start token, and `description` (e.g. the run directory
+    and its test perplexity) for probe reports.
 
     `export_dir` must not exist yet: an export never overwrites another.
     """
@@ -60,12 +69,7 @@ def export_scorer(language_model, export_dir):
     TextScorer(language_model).export(
         export_dir, format="tf_saved_model", input_signature=TEXT_SIGNATURE, verbose=False
     )
-    # TF Text's SentencePiece op owns its resource through an eager kernel,
-    # not a ref-counted resource, and saving a SavedModel discards it (Google
-    # bug b/318839908, cited in tensorflow_text's sentencepiece_tokenizer.py):
-    # give the caller's model a fresh one, and retrace what captured the old one.
-    if hasattr(language_model.tokenizer, "proto"):
-        language_model.tokenizer.set_proto(language_model.tokenizer.proto)
-        language_model.reset_compiled_functions()
+    os.makedirs(os.path.join(export_dir, "assets.extra"), exist_ok=True)
+    write_json(scorer_metadata(language_model, description), os.path.join(export_dir, SCORER_METADATA))
     logger.info("exported a raw-text scorer to %s", export_dir)
     return export_dir

@@ -71,6 +71,28 @@ class Preprocessor(keras.layers.Layer):
             parts.append(tf.fill([ids.nrows(), 1], EOS_ID))
         return tf.concat(parts, axis=1)
 
+    def tokenize_with_offsets(self, texts, add_end_token=None):
+        """As `tokenize`, plus each token's start and end byte offset in its text, all ragged `(batch, None)`.
+
+        The start token sits at (0, 0) and the end token at (n, n), n the text's length in bytes.
+        """
+        add_end_token = self.add_end_token if add_end_token is None else add_end_token
+        texts = tf.convert_to_tensor(texts, tf.string)
+        ids, starts, ends = self.tokenizer.tokenize_with_offsets(texts)  # ragged (batch, None) each
+        ids, starts, ends = tf.cast(ids, "int32"), tf.cast(starts, "int64"), tf.cast(ends, "int64")
+        if self.sequence_length is not None:
+            ids, starts, ends = (t[:, : self.sequence_length] for t in (ids, starts, ends))
+        rows = ids.nrows()
+        text_ends = tf.expand_dims(tf.strings.length(texts, unit="BYTE"), 1)  # (batch, 1)
+        ids_parts = [tf.fill([rows, 1], self.start_token_id), ids]
+        starts_parts = [tf.zeros([rows, 1], "int64"), starts]
+        ends_parts = [tf.zeros([rows, 1], "int64"), ends]
+        if add_end_token:
+            ids_parts.append(tf.fill([rows, 1], EOS_ID))
+            starts_parts.append(tf.cast(text_ends, "int64"))
+            ends_parts.append(tf.cast(text_ends, "int64"))
+        return tuple(tf.concat(parts, axis=1) for parts in (ids_parts, starts_parts, ends_parts))
+
     def __call__(self, texts, **kwargs):
         if isinstance(texts, (list, tuple)):  # Keras layers take tensors: a Python list of str becomes one
             texts = tf.constant(texts, tf.string)

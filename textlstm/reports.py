@@ -373,3 +373,75 @@ def write_classification_report(metrics, directory, stem="report", title="Classi
     with atomic_path(png_path) as temporary_path:
         plot_classification_report(metrics, temporary_path, title)
     return markdown_path, json_path, png_path
+
+
+def bootstrap_interval(outcomes, num_samples=1000, seed=0, level=0.95):
+    """Percentile bootstrap interval (low, high) of the mean of 0/1 outcomes (Efron & Tibshirani 1993).
+
+    Resampling n outcomes with replacement makes the count of successes
+    Binomial(n, mean): drawn directly, which is the same distribution.
+    None for no outcomes.
+    """
+    outcomes = np.asarray(outcomes, dtype=float)
+    if outcomes.size == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    means = rng.binomial(outcomes.size, outcomes.mean(), size=num_samples) / outcomes.size
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def protocol_markdown(protocol):
+    """A `protocol` dict as a two-column Markdown table."""
+    rows = [{"setting": _escape_cell(str(key)), "value": _escape_cell(str(value))} for key, value in protocol.items()]
+    return markdown_table(rows, ["setting", "value"])
+
+
+def accuracy_rows_markdown(rows, name_column):
+    """Markdown of accuracy rows (dicts with `name`, `accuracy`, `interval`, `num_items`, `num_scored`, ...)."""
+    table = [{
+        name_column: _escape_cell(row["name"]),
+        "accuracy": _format_score(row["accuracy"]),
+        "95% interval": "n/a" if row["interval"] is None else f"{row['interval'][0]:.3f}-{row['interval'][1]:.3f}",
+        "items": row["num_items"],
+        "scored": row["num_scored"],
+        "coverage": _format_score(row["coverage"]),
+        **{key: row[key] for key in row.get("extra_columns", [])},
+    } for row in rows]
+    columns = [name_column, "accuracy", "95% interval", "items", "scored", "coverage"]
+    columns += rows[0].get("extra_columns", []) if rows else []
+    return markdown_table(table, columns)
+
+
+def plot_accuracy_bars(rows, path, title, chance=0.5, references=None):
+    """Horizontal bars of accuracy with 95% intervals, one per row; optional reference points.
+
+    Args:
+        rows: dicts with `name`, `accuracy` (None = nothing scored) and `interval`.
+        path: where the PNG goes.
+        title: the figure's title.
+        chance: where to draw the chance line (None = none).
+        references: optional {name: accuracy} from the literature, drawn as markers.
+    """
+    names = [row["name"] for row in rows]
+    values = [row["accuracy"] if row["accuracy"] is not None else 0.0 for row in rows]
+    low = [v - (row["interval"][0] if row["interval"] else v) for v, row in zip(values, rows)]
+    high = [(row["interval"][1] if row["interval"] else v) - v for v, row in zip(values, rows)]
+    figure, axis = plt.subplots(figsize=(8, 1.5 + 0.28 * len(rows)), layout="constrained")
+    positions = np.arange(len(rows))
+    axis.barh(positions, values, xerr=[low, high], color="tab:blue", ecolor="black", capsize=2, label="this model")
+    if references:
+        points = [(i, references[name]) for i, name in enumerate(names) if name in references]
+        if points:
+            axis.scatter([p[1] for p in points], [p[0] for p in points], color="tab:red", marker="D", zorder=3,
+                         label="reference")
+    if chance is not None:
+        axis.axvline(chance, color="gray", linestyle=":", label="chance")
+    axis.set_yticks(positions, names, fontsize=7 if len(rows) > 30 else 9)
+    axis.invert_yaxis()
+    axis.set_xlim(0, 1)
+    axis.set_xlabel("accuracy (95% bootstrap interval)")
+    axis.set_title(title)
+    axis.legend(loc="lower right", fontsize=8)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -29,7 +29,7 @@ import keras
 import keras_hub
 import sentencepiece as spm
 import tensorflow as tf
-from keras_hub.src.utils.tensor_utils import no_convert_scope
+import tensorflow_text as tf_text
 
 from textlstm.runs import write_json
 
@@ -50,9 +50,10 @@ class SentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
             Its pad/unk/bos/eos ids must be 0/1/2/3 (what
             `train_sentencepiece` produces).
 
-    Unlike keras-hub's default, eager calls also take the TensorFlow path and
-    keep TF outputs, so `tokenize` always returns a `tf.RaggedTensor` and
-    `detokenize` a string `tf.Tensor`, as `WordTokenizer` does.
+    Tokenization runs TF Text's SentencePiece op (`sentencepiece_op`), eager
+    or in a graph alike: `tokenize` always returns a `tf.RaggedTensor` and
+    `detokenize` a string `tf.Tensor`, as `WordTokenizer` does; keras-hub's
+    layer keeps the proto, the vocabulary and the saving.
 
     Example:
     >>> tokenizer = train_sentencepiece(["a b c", "a b"] * 50, vocabulary_size=12)
@@ -64,24 +65,66 @@ class SentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
         kwargs.setdefault("_allow_python_workflow", False)
         super().__init__(proto=proto, **kwargs)
 
+    @property
+    def sentencepiece_op(self):
+        """The TF Text `SentencepieceTokenizer` to run here and now.
+
+        Its model resource is owned by the op's kernel, not ref-counted (TF
+        Text b/318839908): a handle used outside the context that made it can
+        dangle. So eager code shares one op, made on first use, and each
+        graph being traced (`tf.function`, `tf.data`, an export) makes its
+        own, which the graph then owns (the model proto is a constant in it).
+        """
+        self._check_vocabulary()
+        if not tf.executing_eagerly():
+            return tf_text.SentencepieceTokenizer(model=self.proto, out_type=tf.int32)
+        if self._sentencepiece_op is None:
+            self._sentencepiece_op = tf_text.SentencepieceTokenizer(model=self.proto, out_type=tf.int32)
+        return self._sentencepiece_op
+
     def tokenize(self, inputs):
         """Strings `(batch,)` -> ragged int32 ids `(batch, None)`."""
-        with no_convert_scope():
-            return super().tokenize(inputs)
+        return self.sentencepiece_op.tokenize(tf.convert_to_tensor(inputs, tf.string))
+
+    def tokenize_with_offsets(self, inputs):
+        """Strings `(batch,)` -> ragged ids, start and end byte offsets of each piece, each `(batch, None)`.
+
+        The same pieces as `tokenize`; offsets index the input before
+        normalization, so a piece's text is `input[start:end]` (a piece with
+        SentencePiece's "▁" starts on the space before its word).
+        """
+        return self.sentencepiece_op.tokenize_with_offsets(tf.convert_to_tensor(inputs, tf.string))
 
     def detokenize(self, inputs):
-        """Ids `(batch, None)` -> strings `(batch,)`."""
-        with no_convert_scope():
-            return super().detokenize(inputs)
+        """Ids `(batch, None)` (ragged, or padded with 0) -> strings `(batch,)`."""
+        ids = inputs if isinstance(inputs, tf.RaggedTensor) else tf.convert_to_tensor(inputs)
+        if isinstance(ids, tf.Tensor) and ids.shape.rank == 2:
+            ids = tf.RaggedTensor.from_tensor(ids, padding=PAD_ID)
+        return self.sentencepiece_op.detokenize(tf.cast(ids, tf.int32))
+
+    def id_to_token(self, id):
+        """The piece of `id` (from the vocabulary list, no TF op)."""
+        self._check_vocabulary()
+        if not 0 <= id < self.vocabulary_size():
+            raise ValueError(f"`id` must be in [0, {self.vocabulary_size() - 1}], received {id!r}.")
+        return self._pieces[id]
+
+    def token_to_id(self, token):
+        """The id of piece `token`; `<unk>`'s id for a piece not in the vocabulary."""
+        self._check_vocabulary()
+        return self._piece_ids.get(token, UNK_ID)
 
     def set_proto(self, proto):
         super().set_proto(proto)
+        self._sentencepiece_op = None
+        self._pieces = None if self.proto is None else self.get_vocabulary()
+        self._piece_ids = None if self.proto is None else {piece: i for i, piece in enumerate(self._pieces)}
         if self.proto is not None:
             self._check_special_ids()
 
     def _check_special_ids(self):
         for expected_id, token in enumerate(SPECIAL_TOKENS):
-            found = self.id_to_token(expected_id)
+            found = self._pieces[expected_id]
             if found != token:
                 raise ValueError(
                     f"`proto`: SentencePiece model has {found!r} at id {expected_id}, "
@@ -259,6 +302,19 @@ class WordTokenizer(keras_hub.tokenizers.Tokenizer):
             inputs = tf.strings.lower(inputs)
         words = tf.strings.split(inputs)  # (batch, None) ragged, or (None,) for a scalar
         return tf.cast(self._lookup(words), "int32")
+
+    def tokenize_with_offsets(self, inputs):
+        """Strings `(batch,)` -> ragged ids, start and end byte offsets of each word, each `(batch, None)`.
+
+        Splits on the same ASCII whitespace as `tf.strings.split` in
+        `tokenize`; lowercasing is ASCII-only, so byte offsets are unchanged by it.
+        """
+        self._check_vocabulary()
+        inputs = tf.convert_to_tensor(inputs, dtype=tf.string)
+        if self.lowercase:
+            inputs = tf.strings.lower(inputs)
+        words, starts, ends = tf_text.regex_split_with_offsets(inputs, r"[ \t\n\v\f\r]+")
+        return tf.cast(self._lookup(words), "int32"), starts, ends
 
     def detokenize(self, inputs):
         """Ids `(batch, None)` (ragged or padded with 0) -> strings `(batch,)`."""

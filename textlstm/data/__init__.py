@@ -14,3 +14,13 @@ from textlstm.data.readers import (
     read_tsv_labeled,
 )
 from textlstm.data.tfds_builders import TextlstmPtb, load_builder, tfds_lines
+from textlstm.data.conllu import Sentence, Token, read_conllu
+from textlstm.data.number_agreement import (
+    NumberItem,
+    attractor_bucket,
+    extract_number_items,
+    load_number_items,
+    other_number_form,
+    read_number_items,
+    write_number_items,
+)

@@ -1,8 +1,10 @@
-"""SentimentClassifier: text classification on an LSTMBackbone, and ULMFiT transfer from language models.
+"""TextClassifier: text classification on an LSTMBackbone, and ULMFiT transfer from language models.
 
     strings ──► ClassifierPreprocessor ──► ids (batch, time)
         ──► LSTMBackbone ──► pooling ──► Dropout ──► Dense + softmax ──► (batch, num_classes)
 
+`SentimentClassifier` is the sentiment task's subclass, and
+`textlstm.models.agreement.AgreementClassifier` the number-agreement one.
 `transfer_language_model` initialises the classifier's backbone from a
 trained `LanguageModel` (and optionally one trained on reversed text), and
 `classifier_layer_groups` splits the weights bottom to top, for
@@ -30,7 +32,7 @@ POOLINGS = ("final", "max", "mean", "concat")
 
 @dataclasses.dataclass
 class ClassifierPredictions:
-    """What `SentimentClassifier.predict` returns for a list of strings.
+    """What `TextClassifier.predict` returns for a list of strings.
 
     `label_ids[i]` is the most probable class of `texts[i]`, `labels[i]` its
     name and `probabilities[i]` the whole distribution over classes.
@@ -43,7 +45,7 @@ class ClassifierPredictions:
 
 
 @keras.saving.register_keras_serializable(package="textlstm")
-class SentimentClassifier(Task):
+class TextClassifier(Task):
     """Class probabilities from a pooled `LSTMBackbone` encoding of the text.
 
         ids (batch, time) ──► LSTMBackbone ──► sequence (batch, time, output_dim), final states
@@ -64,7 +66,7 @@ class SentimentClassifier(Task):
     reads each text both ways, and `transfer_language_model` can fill its
     two directions from a forward and a backward language model; a
     unidirectional backbone works too, and takes a forward language model
-    only.
+    only. Tasks subclass it (`SentimentClassifier`, `AgreementClassifier`).
 
     `compile(optimizer)` defaults to sparse categorical cross-entropy and
     accuracy, so `fit` takes `(ids, labels)` or `(ids, labels,
@@ -87,8 +89,8 @@ class SentimentClassifier(Task):
     >>> tokenizer = WordTokenizer.from_texts(["a fine film", "a dull film"])
     >>> backbone = LSTMBackbone(tokenizer.vocabulary_size(), embedding_dim=8, hidden_dim=8,
     ...                         num_layers=1, bidirectional=True)
-    >>> classifier = SentimentClassifier(backbone, num_classes=2, label_names=["negative", "positive"],
-    ...                                  preprocessor=ClassifierPreprocessor(tokenizer))
+    >>> classifier = TextClassifier(backbone, num_classes=2, label_names=["negative", "positive"],
+    ...                             preprocessor=ClassifierPreprocessor(tokenizer))
     >>> predictions = classifier.predict(["a fine film", "dull", "a film"])
     >>> len(predictions.labels), predictions.probabilities.shape
     (3, (3, 2))
@@ -210,7 +212,7 @@ class SentimentClassifier(Task):
         if self.preprocessor is None:
             raise ValueError(
                 "`x` holds strings, which need a preprocessor, but preprocessor=None; build the "
-                "SentimentClassifier with `preprocessor=ClassifierPreprocessor(tokenizer)` or pass ids."
+                f"{type(self).__name__} with `preprocessor=ClassifierPreprocessor(tokenizer)` or pass ids."
             )
         texts = list(x)
         if not texts:
@@ -242,6 +244,27 @@ class SentimentClassifier(Task):
         return config
 
 
+@keras.saving.register_keras_serializable(package="textlstm")
+class SentimentClassifier(TextClassifier):
+    """Binary and five-class sentiment (SST-2, SST-5, MR): a `TextClassifier`, usually on a Bidirectional backbone.
+
+    The sentiment recipe builds it with a bidirectional `LSTMBackbone`
+    (Schuster & Paliwal 1997) and "concat" pooling; its arguments, shapes
+    and saved form are `TextClassifier`'s. It stays a class of its own so
+    that `model.keras` files saved under this name keep loading.
+
+    Example:
+    >>> from textlstm.tokenizers import WordTokenizer
+    >>> tokenizer = WordTokenizer.from_texts(["a fine film", "a dull film"])
+    >>> backbone = LSTMBackbone(tokenizer.vocabulary_size(), embedding_dim=8, hidden_dim=8,
+    ...                         num_layers=1, bidirectional=True)
+    >>> classifier = SentimentClassifier(backbone, num_classes=2, label_names=["negative", "positive"],
+    ...                                  preprocessor=ClassifierPreprocessor(tokenizer))
+    >>> classifier.predict(["a fine film"]).probabilities.shape
+    (1, 2)
+    """
+
+
 def transfer_language_model(classifier, language_model, backward_language_model=None):
     """Copies language models' embedding and recurrent layers into a classifier's backbone (ULMFiT).
 
@@ -270,7 +293,7 @@ def transfer_language_model(classifier, language_model, backward_language_model=
     embeddings agree; fine-tuning adapts it.
 
     Args:
-        classifier: a `SentimentClassifier` with a preprocessor.
+        classifier: a `TextClassifier` (any subclass) with a preprocessor.
         language_model: a `LanguageModel` with a preprocessor. A warning
             is logged when its start token differs from the classifier's.
         backward_language_model: optional `LanguageModel` trained on
@@ -281,8 +304,8 @@ def transfer_language_model(classifier, language_model, backward_language_model=
         "forward": "copied", "backward": "initialised"}, ...]}`; "backward"
         only for a bidirectional classifier.
     """
-    if not isinstance(classifier, SentimentClassifier):
-        raise ValueError(f"`classifier` must be a SentimentClassifier, received {type(classifier).__name__}.")
+    if not isinstance(classifier, TextClassifier):
+        raise ValueError(f"`classifier` must be a TextClassifier, received {type(classifier).__name__}.")
     if classifier.preprocessor is None:
         raise ValueError("`classifier` has preprocessor=None; transfer needs its tokenizer to compare vocabularies.")
     target = classifier.backbone
@@ -370,6 +393,9 @@ def classifier_layer_groups(classifier):
 
     For discriminative learning rates (a smaller rate for lower groups) and
     gradual unfreezing (unfreeze one more group from the top each epoch).
+
+    Args:
+        classifier: a `TextClassifier` (any subclass).
 
     Returns:
         A list of lists of variables: `[embedding]`, `[layer 0]`, ...,

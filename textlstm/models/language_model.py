@@ -1,8 +1,6 @@
 """LanguageModel: next-token prediction on an LSTMBackbone; scoring and generation."""
 
-import dataclasses
 import logging
-import math
 
 import keras
 import keras_hub
@@ -37,27 +35,6 @@ class CarriedStates:
         self.variables = {}
 
 
-@dataclasses.dataclass
-class TokenScores:
-    """Per-token scores of one text under a language model.
-
-    `log_probs[i]` is ln p(tokens[i] | start tokens[:i]) in nats, with the
-    start token of the model's preprocessor, and
-    `surprisals[i]` the same in bits (-log2 p), the unit of SyntaxGym.
-    The last token is `</s>`.
-    """
-
-    text: str
-    tokens: list
-    token_ids: list
-    log_probs: list
-    surprisals: list
-
-    @property
-    def total_log_prob(self):
-        return float(sum(self.log_probs))
-
-
 @keras.saving.register_keras_serializable(package="textlstm")
 class LanguageModel(Task):
     """Next-token logits over an `LSTMBackbone`, with scoring and generation.
@@ -80,7 +57,8 @@ class LanguageModel(Task):
 
     Raw text reaches the model only through its `preprocessor`
     (`textlstm.preprocessors.LanguageModelPreprocessor`), which holds the
-    tokenizer and the start token the model was trained with: scoring,
+    tokenizer and the start token the model was trained with: scoring
+    (`score_strings`, which `textlstm.probes.KerasScorer` batches),
     generation and export all take their ids from it, as training data does.
 
     Args:
@@ -95,9 +73,8 @@ class LanguageModel(Task):
     >>> tokenizer = WordTokenizer.from_texts(["the cat sat on the mat"])
     >>> backbone = LSTMBackbone(tokenizer.vocabulary_size(), embedding_dim=8, hidden_dim=8, num_layers=1)
     >>> lm = LanguageModel(backbone, preprocessor=LanguageModelPreprocessor.for_mode(tokenizer, "stream"))
-    >>> scores = lm.score(["the cat sat"])[0]
-    >>> scores.tokens
-    ['the', 'cat', 'sat', '</s>']
+    >>> lm.score_strings(["the cat sat"])["lengths"].numpy().tolist()  # 3 words and </s>
+    [4]
     >>> len(lm.generate(["the"], max_length=5, sampler="greedy"))
     1
     """
@@ -139,7 +116,6 @@ class LanguageModel(Task):
         self.perplexity = Perplexity(name="perplexity")
         self(ops.zeros((1, 1), "int32"))  # build every weight now, as BackupAndRestore needs
         self._carried = CarriedStates()
-        self._score_function = None
 
     def build(self, input_shape):
         self.backbone.build(input_shape)
@@ -331,49 +307,19 @@ class LanguageModel(Task):
     def score_strings(self, texts):
         """Raw strings in, everything in-graph: what the exported signature runs.
 
-        Returns a dict of `token_ids (batch, time)` (the preprocessor's start
-        token first, padded with 0), `log_probs (batch, time - 1)` in nats (0
-        on padding) and `lengths (batch,)`, the number of scored tokens
-        (words + `</s>`).
+        Returns a dict of
+        - `token_ids (batch, time)`: the preprocessor's start token first, padded with 0;
+        - `log_probs (batch, time - 1)`: ln p(token | the tokens before it), nats, 0 on padding;
+        - `lengths (batch,)`: scored tokens per text (tokens + `</s>`);
+        - `starts`, `ends (batch, time - 1)`: each scored token's byte span in its
+          text (`</s>` at (n, n), n the text's length), 0 on padding.
         """
-        token_ids = self.preprocessor(texts)  # (batch, time)
-        log_probs = self.token_log_probs(token_ids)
+        token_ids, starts, ends = self.preprocessor.tokenize_with_offsets(texts)  # ragged (batch, None) each
+        token_ids = token_ids.to_tensor(PAD_ID)  # (batch, time)
+        log_probs = self.token_log_probs(token_ids)  # (batch, time - 1)
         lengths = tf.reduce_sum(tf.cast(tf.not_equal(token_ids[:, 1:], PAD_ID), "int32"), axis=1)
-        return {"token_ids": token_ids, "log_probs": log_probs, "lengths": lengths}
-
-    def reset_compiled_functions(self):
-        """Drops the traced scoring function, e.g. after the tokenizer's resources changed."""
-        self._score_function = None
-
-    def score(self, texts, batch_size=64):
-        """Per-token log-probabilities and surprisals of each text.
-
-        This is the scorer interface of the probes: `score(texts)` returns
-        one `TokenScores` per text, scoring every token after the start
-        token, `</s>` included.
-        """
-        self._require_preprocessor("score")
-        if isinstance(texts, str):
-            raise ValueError(f"`texts` must be a list of strings, received the string {texts!r}.")
-        if self._score_function is None:  # traced once, apart from any export's trace
-            self._score_function = tf.function(self.score_strings, input_signature=[tf.TensorSpec([None], tf.string)])
-        results = []
-        for start in range(0, len(texts), batch_size):
-            chunk = list(texts[start : start + batch_size])
-            outputs = self._score_function(tf.constant(chunk))
-            for text, ids, log_probs, length in zip(
-                chunk, outputs["token_ids"].numpy(), outputs["log_probs"].numpy(), outputs["lengths"].numpy()
-            ):
-                ids = ids[1 : length + 1].tolist()
-                log_probs = log_probs[:length].astype(float).tolist()
-                results.append(TokenScores(
-                    text=text,
-                    tokens=[self.tokenizer.id_to_token(i) for i in ids],
-                    token_ids=ids,
-                    log_probs=log_probs,
-                    surprisals=[-lp / math.log(2) for lp in log_probs],
-                ))
-        return results
+        return {"token_ids": token_ids, "log_probs": log_probs, "lengths": lengths,
+                "starts": starts.to_tensor(0)[:, 1:], "ends": ends.to_tensor(0)[:, 1:]}
 
     # Generation --------------------------------------------------------------
 

@@ -7,3 +7,4 @@ from textlstm.recipes.language_model import (
     train_language_model,
 )
 from textlstm.recipes.sentiment import evaluate_classifier_run, load_classifier, train_sentiment
+from textlstm.recipes.agreement import evaluate_agreement, load_agreement_classifier, train_agreement

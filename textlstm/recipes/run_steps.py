@@ -1,4 +1,4 @@
-"""Steps every recipe takes in its run directory: the tokenizer, the saved model."""
+"""Steps every recipe takes in its run directory: the tokenizer, a pretrained LM, the saved model."""
 
 import logging
 import os
@@ -22,6 +22,37 @@ def prepare_tokenizer(run, config, train_texts):
                                 lowercase=config.lowercase)
     save_tokenizer(tokenizer, tokenizer_dir)
     logger.info("tokenizer: %s, %d tokens", config.tokenizer, tokenizer.vocabulary_size())
+    return tokenizer
+
+
+def check_pretrained(config, field, language_model):
+    """Raises a ValueError when `config` cannot take the weights of `language_model`, the LM run its `field` names.
+
+    Called before the run directory is touched: the message names the
+    differing field, the config's value and the LM's.
+    """
+    for name in ("embedding_dim", "hidden_dim", "cell_type"):
+        if getattr(language_model.backbone, name) != getattr(config, name):
+            raise ValueError(
+                f"field `{name}` must equal the {field}'s ({getattr(config, field)}) to take its weights: "
+                f"received {getattr(config, name)!r}, the LM has {getattr(language_model.backbone, name)!r}."
+            )
+
+
+def pretrained_tokenizer(run, tokenizer):
+    """`tokenizer` (a pretrained LM's, or one with its vocabulary), saved into the run.
+
+    On a resumed run, the saved one is returned after checking that its
+    vocabulary is still `tokenizer`'s.
+    """
+    tokenizer_dir = run.file("tokenizer")
+    if os.path.exists(os.path.join(tokenizer_dir, "config.json")):
+        saved = load_tokenizer(tokenizer_dir)
+        if saved.get_vocabulary() != tokenizer.get_vocabulary():
+            raise ValueError(f"run_dir {run.path} was trained with another tokenizer than pretrained_lm's "
+                             f"({run.config.pretrained_lm}) has now; was that LM run replaced?")
+        return saved
+    save_tokenizer(tokenizer, tokenizer_dir)
     return tokenizer
 
 

@@ -35,10 +35,18 @@ from textlstm.models import SentimentClassifier, transfer_language_model
 from textlstm.models.classifier import classifier_layer_groups
 from textlstm.preprocessors import ClassifierPreprocessor
 from textlstm.recipes.language_model import load_language_model
-from textlstm.recipes.run_steps import build_backbone, fit_unless_done, plot_history, prepare_tokenizer, save_model
+from textlstm.recipes.run_steps import (
+    build_backbone,
+    check_pretrained,
+    fit_unless_done,
+    plot_history,
+    prepare_tokenizer,
+    pretrained_tokenizer,
+    save_model,
+)
 from textlstm.reports import classification_metrics, write_classification_report
 from textlstm.runs import RunDirectory, read_run_config, write_json
-from textlstm.tokenizers import BOS, UNK_ID, load_tokenizer, save_tokenizer
+from textlstm.tokenizers import BOS, UNK_ID
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +68,8 @@ def load_pretrained(config):
     forward = load_language_model(config.pretrained_lm) if config.pretrained_lm else None
     backward = load_language_model(config.pretrained_backward_lm) if config.pretrained_backward_lm else None
     for field, lm in (("pretrained_lm", forward), ("pretrained_backward_lm", backward)):
-        if lm is None:
-            continue
-        for name in ("embedding_dim", "hidden_dim", "cell_type"):
-            if getattr(lm.backbone, name) != getattr(config, name):
-                raise ValueError(
-                    f"field `{name}` must equal the {field}'s ({getattr(config, field)}) to take its weights: "
-                    f"received {getattr(config, name)!r}, the LM has {getattr(lm.backbone, name)!r}."
-                )
+        if lm is not None:
+            check_pretrained(config, field, lm)
     if forward is not None and backward is not None:
         if forward.preprocessor.start_token != backward.preprocessor.start_token:
             raise ValueError(
@@ -78,19 +80,6 @@ def load_pretrained(config):
             raise ValueError("`pretrained_backward_lm` has another vocabulary than `pretrained_lm`; train both "
                              "with the same tokenizer.")
     return forward, backward
-
-
-def pretrained_tokenizer(run, forward_lm):
-    """The forward LM's tokenizer, saved into the run; on a resumed run, checked against the one saved."""
-    tokenizer_dir = run.file("tokenizer")
-    if os.path.exists(os.path.join(tokenizer_dir, "config.json")):
-        saved = load_tokenizer(tokenizer_dir)
-        if saved.get_vocabulary() != forward_lm.tokenizer.get_vocabulary():
-            raise ValueError(f"run_dir {run.path} was trained with another tokenizer than pretrained_lm's "
-                             f"({run.config.pretrained_lm}) has now; was that LM run replaced?")
-        return saved
-    save_tokenizer(forward_lm.tokenizer, tokenizer_dir)
-    return forward_lm.tokenizer
 
 
 def build_classifier(config, tokenizer, start_token):
@@ -141,7 +130,7 @@ def fit_and_evaluate(config, run, train, valid, test, pretrained):
     keras.utils.set_random_seed(config.seed)
     forward_lm, backward_lm = pretrained
     if forward_lm is not None:
-        tokenizer = pretrained_tokenizer(run, forward_lm)
+        tokenizer = pretrained_tokenizer(run, forward_lm.tokenizer)
         start_token = forward_lm.preprocessor.start_token
     else:
         tokenizer = prepare_tokenizer(run, config, train.texts)
