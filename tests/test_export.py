@@ -51,6 +51,9 @@ def test_exported_scorer_reloads_with_only_tensorflow(tmp_path, ptb_lines, word_
 
     with pytest.raises(FileExistsError, match="never overwritten"):
         export_scorer(lm, export_dir)
+    graph = (tmp_path / "lm" / "1" / "saved_model.pb").read_bytes()
+    assert (b"Sentencepiece" in graph) == (tokenizer_kind == "sentencepiece")
+    assert b"RegexSplit" not in graph  # a word model's export holds core TF ops only
 
 
 def test_export_after_training_with_carried_state(tmp_path, ptb_lines, word_tokenizer):

@@ -115,3 +115,12 @@ def test_a_tiny_lm_trained_on_agreement_beats_chance(tmp_path):
         preprocessor=LanguageModelPreprocessor.for_mode(tokenizer, "stream"))), test_pairs)
     assert chance["overall"]["accuracy"] < overall["accuracy"]
     json.dumps({k: v for k, v in result.items() if k != "items"})  # the report is JSON-serializable
+
+
+def test_one_prefix_words_removed_or_equal_after_preparation_are_not_scored(tiny_lm):
+    pairs = [MinimalPair("the company , no", "the company ; no", prefix="the company", word_good=",", word_bad=";"),
+             MinimalPair("the company Says", "the company says", prefix="the company", word_good="Says",
+                         word_bad="says")]
+    result = evaluate_minimal_pairs(KerasScorer(tiny_lm), pairs, method="one_prefix")
+    assert [item["status"] for item in result["items"]] == ["empty_after_preparation", "identical"]
+    assert result["overall"]["num_scored"] == 0 and result["overall"]["accuracy"] is None

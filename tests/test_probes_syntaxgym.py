@@ -142,6 +142,15 @@ def test_precedence_and_grouping(text, expected):
     assert parse_formula(text).evaluate({}) is expected
 
 
+def test_signed_and_scientific_literals_as_in_syntaxgym():
+    values = {("a", 1): 0.5, ("b", 1): 0.2}
+    assert parse_formula("(1;%a%) - (1;%b%) > -1").evaluate(values) is True
+    assert parse_formula("(1;%b%) - (1;%a%) > -2.5e-1").evaluate(values) is False  # -0.3 > -0.25
+    assert parse_formula("-(1;%a%) < 0 & 1e3 > 999").evaluate(values) is True
+    with pytest.raises(ValueError, match="unary '-' needs a number"):
+        parse_formula("-[(1;%a%) > 0]")
+
+
 @pytest.mark.parametrize("a, b, equal", [
     (1.0, 1.0009, True), (1.0, 1.002, False), (1000.0, 1000.009, True), (1000.0, 1000.02, False),
 ])

@@ -50,10 +50,11 @@ def cmd_quickstart(args):
     print()
     cmd_train_classifier(argparse.Namespace(config=args.classifier_config, run_dir=None, overrides=[]))
     print()
-    cmd_probe(argparse.Namespace(probe="minimal-pairs", run_dir=lm_config.run_dir, saved_model=None, prepare="auto",
-                                 output_dir=None, files=None, blimp_dir=args.blimp_dir, paradigm=None,
-                                 linguistics_term=["subject_verb_agreement"], method="full", normalization="sum",
-                                 unk="score"))
+    output_dir = os.path.join(lm_config.run_dir, "probes")
+    result = probes.probe_minimal_pairs(load_scorer(run_dir=lm_config.run_dir), output_dir, blimp_dir=args.blimp_dir,
+                                        linguistics_terms=["subject_verb_agreement"])
+    print_accuracy_rows([result["overall"], *result["by_paradigm"]])
+    print(f"BLiMP subject-verb agreement report: {os.path.join(output_dir, 'minimal_pairs.md')}")
 
 
 def cmd_train_lm(args):
@@ -174,8 +175,14 @@ def cmd_export_lm(args):
 
 def cmd_probe(args):
     scorer = load_scorer(run_dir=args.run_dir, saved_model=args.saved_model, prepare=args.prepare)
-    output_dir = args.output_dir or (os.path.join(args.run_dir, "probes") if args.run_dir
-                                     else os.path.join("probes", os.path.basename(os.path.normpath(args.saved_model))))
+    if args.output_dir:
+        output_dir = args.output_dir
+    elif args.run_dir:
+        output_dir = os.path.join(args.run_dir, "probes")
+    else:  # saved_models/NAME/VERSION -> probes/NAME_VERSION
+        version_dir = os.path.normpath(args.saved_model)
+        output_dir = os.path.join("probes", f"{os.path.basename(os.path.dirname(version_dir))}_"
+                                            f"{os.path.basename(version_dir)}")
     if args.probe == "minimal-pairs":
         result = probes.probe_minimal_pairs(
             scorer, output_dir, files=args.files, blimp_dir=None if args.files else args.blimp_dir,
@@ -183,21 +190,26 @@ def cmd_probe(args):
             normalization=args.normalization, unk=args.unk)
         rows = [result["overall"], *result["by_paradigm"]]
     elif args.probe == "templates":
-        result = probes.probe_templates(scorer, output_dir, args.condition, args.max_pairs_per_condition, args.method)
+        result = probes.probe_templates(scorer, output_dir, args.condition, args.max_pairs_per_condition, args.method,
+                                        args.normalization, args.unk)
         rows = [result["overall"], *result["by_paradigm"]]
     elif args.probe == "number":
-        result = probes.probe_number(scorer, output_dir, args.file)
+        result = probes.probe_number(scorer, output_dir, args.file, args.unk)
         rows = [result["overall"], *result["by_attractors"]]
     else:
         accuracies = probes.probe_syntaxgym(scorer, output_dir, args.suites)
         rows = [{"name": name, "accuracy": accuracy, "num_items": None} for name, accuracy in accuracies.items()]
+    print_accuracy_rows(rows)
+    print(f"reports in {output_dir}")
+
+
+def print_accuracy_rows(rows):
     for row in rows:
         accuracy = "n/a" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
         interval = row.get("interval")
         interval = f"  [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
         count = f"  ({row['num_scored']} of {row['num_items']} scored)" if row.get("num_items") else ""
         print(f"{row['name']:<45} {accuracy}{interval}{count}")
-    print(f"reports in {output_dir}")
 
 
 def build_parser():
@@ -318,10 +330,13 @@ def build_parser():
     p.add_argument("suites", nargs="+", help="suite JSON files")
     p = add_probe("number", "Linzen et al. (2016) number prediction from UD CoNLL-U")
     p.add_argument("--file", default="../shared/data/ud_english_ewt/en_ewt-ud-test.conllu", help="default: %(default)s")
+    p.add_argument("--unk", choices=("score", "skip"), default="score", help="items whose verb form is <unk>")
     p = add_probe("templates", "Marvin & Linzen (2018) agreement templates")
     p.add_argument("--condition", action="append", help="condition to keep (repeatable; default: all 9)")
     p.add_argument("--max-pairs-per-condition", type=int, default=0, help="0 = all")
     p.add_argument("--method", choices=("full", "one_prefix"), default="full")
+    p.add_argument("--normalization", choices=("sum", "mean"), default="sum", help="full method only")
+    p.add_argument("--unk", choices=("score", "skip"), default="score", help="pairs with <unk> in a critical word")
     return parser
 
 

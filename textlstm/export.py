@@ -18,12 +18,13 @@ import re
 import keras
 import tensorflow as tf
 
-from textlstm.probes.scorer import SCORER_METADATA, scorer_metadata
 from textlstm.runs import write_json
+from textlstm.tokenizers import WordTokenizer
 
 logger = logging.getLogger(__name__)
 
 TEXT_SIGNATURE = [tf.TensorSpec([None], tf.string, name="texts")]
+SCORER_METADATA = os.path.join("assets.extra", "textlstm_scorer.json")
 
 
 class TextScorer(keras.Model):
@@ -73,3 +74,15 @@ def export_scorer(language_model, export_dir, description=None):
     write_json(scorer_metadata(language_model, description), os.path.join(export_dir, SCORER_METADATA))
     logger.info("exported a raw-text scorer to %s", export_dir)
     return export_dir
+
+
+def scorer_metadata(language_model, description=None):
+    """What a scorer needs beside the graph: the vocabulary and the tokenizer's conventions."""
+    tokenizer = language_model.tokenizer
+    return {
+        "tokenizer": "word" if isinstance(tokenizer, WordTokenizer) else "sentencepiece",
+        "lowercase": isinstance(tokenizer, WordTokenizer) and tokenizer.lowercase,
+        "start_token": language_model.preprocessor.start_token,
+        "vocabulary": tokenizer.get_vocabulary(),
+        "description": dict(description or {}),
+    }

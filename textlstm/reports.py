@@ -435,6 +435,9 @@ def plot_accuracy_bars(rows, path, title, chance=0.5, references=None):
         if points:
             axis.scatter([p[1] for p in points], [p[0] for p in points], color="tab:red", marker="D", zorder=3,
                          label="reference")
+    for position, row in zip(positions, rows):
+        if row["accuracy"] is None:  # nothing scored: say so rather than draw a 0
+            axis.text(0.01, position, "n/a (nothing scored)", va="center", fontsize=8)
     if chance is not None:
         axis.axvline(chance, color="gray", linestyle=":", label="chance")
     axis.set_yticks(positions, names, fontsize=7 if len(rows) > 30 else 9)

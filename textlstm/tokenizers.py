@@ -39,6 +39,7 @@ PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 VOCABULARY_FILENAME = "vocabulary.txt"
+_ASCII_SPACES = tf.constant([b" ", b"\t", b"\n", b"\v", b"\f", b"\r"])  # what tf.strings.split splits on
 
 
 @keras.saving.register_keras_serializable(package="textlstm")
@@ -306,15 +307,30 @@ class WordTokenizer(keras_hub.tokenizers.Tokenizer):
     def tokenize_with_offsets(self, inputs):
         """Strings `(batch,)` -> ragged ids, start and end byte offsets of each word, each `(batch, None)`.
 
-        Splits on the same ASCII whitespace as `tf.strings.split` in
-        `tokenize`; lowercasing is ASCII-only, so byte offsets are unchanged by it.
+        Core TF ops only (an export of a word model needs no TF Text op):
+        a word starts at a non-space byte after a space (or at 0) and ends
+        before a space (or at the end), the ASCII whitespace that
+        `tf.strings.split` splits on in `tokenize`. Lowercasing is
+        ASCII-only, so it moves no offset.
+
+            bytes     "  the cat"      is_space 1 1 0 0 0 1 0 0 0
+            starts    2, 6             ends     5, 9
         """
         self._check_vocabulary()
         inputs = tf.convert_to_tensor(inputs, dtype=tf.string)
-        if self.lowercase:
-            inputs = tf.strings.lower(inputs)
-        words, starts, ends = tf_text.regex_split_with_offsets(inputs, r"[ \t\n\v\f\r]+")
-        return tf.cast(self._lookup(words), "int32"), starts, ends
+        ids = self.tokenize(inputs)  # ragged (batch, None)
+        characters = tf.strings.bytes_split(inputs)  # ragged (batch, bytes)
+        is_space = tf.ragged.map_flat_values(
+            lambda c: tf.reduce_any(tf.equal(tf.expand_dims(c, -1), _ASCII_SPACES), axis=-1), characters)
+        padded = tf.pad(tf.cast(is_space.to_tensor(True), "int8"), [[0, 0], [1, 1]], constant_values=1)
+        padded = tf.cast(padded, tf.bool)  # (batch, bytes + 2): a space before and after each text
+        word = tf.logical_not(padded)
+        begins = tf.logical_and(word[:, 1:-1], padded[:, :-2])  # (batch, bytes): a word starts here
+        finishes = tf.logical_and(word[:, 1:-1], padded[:, 2:])  # a word's last byte
+        positions = tf.range(tf.shape(begins, out_type=tf.int64)[1])
+        starts = tf.ragged.boolean_mask(tf.broadcast_to(positions, tf.shape(begins, out_type=tf.int64)), begins)
+        ends = tf.ragged.boolean_mask(tf.broadcast_to(positions + 1, tf.shape(begins, out_type=tf.int64)), finishes)
+        return ids, starts, ends
 
     def detokenize(self, inputs):
         """Ids `(batch, None)` (ragged or padded with 0) -> strings `(batch,)`."""

@@ -13,8 +13,9 @@ Methods (Warstadt et al. 2020, section 3; Marvin & Linzen 2018):
                 critical word after the shared prefix (its pieces summed).
                 Pairs without the one_prefix fields are not covered.
 
-A tie counts as wrong. Pairs whose two sentences are identical are reported,
-never scored.
+A tie counts as wrong. Pairs whose two sentences (or critical words) are
+identical, also once prepared for the model, are reported, never scored; so
+is a one_prefix pair whose critical word the preparation removes.
 
 Out-of-vocabulary words: the critical words are the words where the two
 sentences differ (or the one_prefix words). A pair with `<unk>` among their
@@ -244,6 +245,12 @@ def _score_one_prefix(scorer, pairs, items, batch_size):
     scored = scorer.score_continuations(prefixes, words, batch_size=batch_size)
     for position, index in enumerate(live):
         (good, good_ids), (bad, bad_ids) = scored[2 * position], scored[2 * position + 1]
+        if good is None or bad is None:  # a critical word the preparation removed
+            items[index]["status"] = "empty_after_preparation"
+            continue
+        if scorer.prepare(pairs[index].word_good) == scorer.prepare(pairs[index].word_bad):
+            items[index]["status"] = "identical"
+            continue
         items[index]["unk_in_critical_word"] = UNK_ID in good_ids or UNK_ID in bad_ids
         items[index]["score_good"], items[index]["score_bad"] = good, bad
 

@@ -20,30 +20,47 @@ import logging
 import os
 
 from textlstm.data.number_agreement import attractor_bucket
+from textlstm.probes.minimal_pairs import UNK_POLICIES
 from textlstm.reports import accuracy_rows_markdown, bootstrap_interval, plot_accuracy_bars, protocol_markdown
 from textlstm.runs import atomic_path, write_json, write_text
+from textlstm.tokenizers import UNK_ID
 
 logger = logging.getLogger(__name__)
 
 ATTRACTOR_BUCKETS = ("0", "1", "2", "3+")
 
 
-def evaluate_number_prediction(scorer, items, bootstrap_samples=1000, seed=0, batch_size=256):
+def evaluate_number_prediction(scorer, items, unk="score", bootstrap_samples=1000, seed=0, batch_size=256):
     """Language-model number prediction: the verb against its other-number form after each prefix.
 
     Args:
         scorer: a `textlstm.probes.Scorer`.
         items: list of `NumberItem`.
+        unk: "score" or "skip" items whose verb or other form is `<unk>`
+            (both `<unk>` is a tie, which counts as wrong); counted either way.
 
     Returns:
         The dict `summarize_number_predictions` returns, with each item's two log-probs.
     """
-    scores = scorer.candidate_log_probs([item.prefix for item in items],
-                                        [[item.verb, item.other_form] for item in items], batch_size=batch_size)
-    records = [{**dataclasses.asdict(item), "log_prob_verb": verb, "log_prob_other_form": other, "correct": verb > other}
-               for item, (verb, other) in zip(items, scores)]
+    if unk not in UNK_POLICIES:
+        raise ValueError(f"`unk` must be one of {UNK_POLICIES}, received {unk!r}.")
+    scored = scorer.score_continuations([item.prefix for item in items for _ in range(2)],
+                                        [form for item in items for form in (item.verb, item.other_form)],
+                                        batch_size=batch_size)
+    records, num_unk, num_unscored = [], 0, 0
+    for index, item in enumerate(items):
+        (verb, verb_ids), (other, other_ids) = scored[2 * index], scored[2 * index + 1]
+        has_unk = UNK_ID in verb_ids or UNK_ID in other_ids
+        num_unk += has_unk
+        if verb is None or other is None or (has_unk and unk == "skip"):
+            num_unscored += 1
+            continue
+        records.append({**dataclasses.asdict(item), "log_prob_verb": verb, "log_prob_other_form": other,
+                        "unk_in_verb": has_unk, "correct": verb > other})
     protocol = {**scorer.protocol(), "method": "ln p(verb | prefix) > ln p(other-number form | prefix); "
-                                               "a verb's tokens summed; ties count as wrong"}
+                                               "a verb's tokens summed; ties count as wrong",
+                "unk_policy": unk, "items_with_unk_verb_form": num_unk,
+                "items_not_scored": f"{num_unscored} of {len(items)}"}
     return summarize_number_predictions(records, protocol, bootstrap_samples, seed)
 
 

@@ -39,6 +39,7 @@ Example:
 """
 
 import dataclasses
+import importlib.metadata
 import json
 import logging
 import math
@@ -48,9 +49,10 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from textlstm.export import SCORER_METADATA, scorer_metadata
+
 logger = logging.getLogger(__name__)
 
-SCORER_METADATA = os.path.join("assets.extra", "textlstm_scorer.json")
 STATE_INITIALISATION = "zero LSTM state for every text (no carried context, no warm-up sentence)"
 PREPARATIONS = ("auto", "ptb", "none")
 
@@ -96,6 +98,7 @@ def prepare_ptb(text, vocabulary, lowercase=True):
         vocabulary: a set of the word tokenizer's tokens.
         lowercase: bool, case-fold first.
     """
+    text = text.replace("\u2019", "'").replace("\u2018", "'")  # curly apostrophes, as in "doesn’t"
     words = []
     for word in _PTB_TOKEN.findall(text.lower() if lowercase else text):
         if word in vocabulary:
@@ -146,8 +149,8 @@ class Scorer:
     def protocol(self):
         """How this scorer scores, for reports: numbers without it are not comparable."""
         preparation = {
-            "ptb": "PTB spelling: clitics and punctuation split, lowercased, punctuation outside the "
-                   "vocabulary dropped, unknown numbers as N",
+            "ptb": "PTB spelling: clitics and punctuation split, " + ("lowercased, " if self._lowercase else "")
+                   + "punctuation outside the vocabulary dropped, unknown numbers as N",
             "none": "raw text (the tokenizer's own normalization only)",
         }[self.preparation]
         return {
@@ -157,6 +160,7 @@ class Scorer:
             "start_token": self.start_token,
             "state_initialisation": STATE_INITIALISATION,
             "text_preparation": preparation,
+            "textlstm_version": importlib.metadata.version("textlstm"),
             **self.description,
         }
 
@@ -225,7 +229,9 @@ class Scorer:
         Returns:
             A list of (log_prob, token_ids) per word: the summed log-prob (nats)
             and the ids of the tokens starting after the prefix (several for
-            a word SentencePiece splits into pieces).
+            a word SentencePiece splits into pieces). A word the preparation
+            empties (e.g. punctuation a word vocabulary lacks) has no tokens
+            and log_prob None: it was not scored.
         """
         if len(prefixes) != len(words):
             raise ValueError(f"`words` must have one word per prefix: {len(prefixes)} prefixes, "
@@ -240,7 +246,8 @@ class Scorer:
                                                               batch_size=batch_size)):
             after = [i for i, (start, end) in enumerate(scored.spans)
                      if _first_visible(scored.text, start, end) >= word_start]
-            results.append((float(sum(scored.log_probs[i] for i in after)), [scored.token_ids[i] for i in after]))
+            log_prob = float(sum(scored.log_probs[i] for i in after)) if after else None
+            results.append((log_prob, [scored.token_ids[i] for i in after]))
         return results
 
     def candidate_log_probs(self, prefixes, candidates, batch_size=256):
@@ -254,7 +261,8 @@ class Scorer:
             candidates: list (one per prefix) of lists of str.
 
         Returns:
-            A list of lists of floats, nats, shaped like `candidates`.
+            A list of lists of floats (nats; None for a word the preparation
+            empties), shaped like `candidates`.
         """
         if len(prefixes) != len(candidates):
             raise ValueError(f"`candidates` must have one list per prefix: {len(prefixes)} prefixes, "
@@ -290,11 +298,9 @@ class KerasScorer(Scorer):
     def __init__(self, language_model, prepare="auto", description=None):
         if language_model.preprocessor is None:
             raise ValueError("`language_model` has preprocessor=None; a scorer needs the model's preprocessor.")
-        tokenizer = language_model.tokenizer
-        super().__init__(
-            tokenizer.get_vocabulary(), "word" if hasattr(tokenizer, "lowercase") else "sentencepiece",
-            getattr(tokenizer, "lowercase", False), language_model.preprocessor.start_token, prepare, description,
-        )
+        metadata = scorer_metadata(language_model)
+        super().__init__(metadata["vocabulary"], metadata["tokenizer"], metadata["lowercase"],
+                         metadata["start_token"], prepare, description)
         self.language_model = language_model
         self._function = None
 
@@ -362,15 +368,3 @@ def load_scorer(run_dir=None, saved_model=None, prepare="auto"):
     if run_dir is not None:
         return KerasScorer.from_run_dir(run_dir, prepare)
     return SavedModelScorer(saved_model, prepare)
-
-
-def scorer_metadata(language_model, description=None):
-    """What `SavedModelScorer` needs beside the graph: the vocabulary and the tokenizer's conventions."""
-    tokenizer = language_model.tokenizer
-    return {
-        "tokenizer": "word" if hasattr(tokenizer, "lowercase") else "sentencepiece",
-        "lowercase": getattr(tokenizer, "lowercase", False),
-        "start_token": language_model.preprocessor.start_token,
-        "vocabulary": tokenizer.get_vocabulary(),
-        "description": dict(description or {}),
-    }

@@ -69,7 +69,7 @@ METRICS = ("sum", "mean")
 
 _REFERENCE = re.compile(r"\(\s*(\d+)\s*;\s*%([A-Za-z0-9_.\-]+)%\s*\)")
 _REFERENCE_START = re.compile(r"\(\s*\d+\s*;")
-_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+_NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")  # pyparsing_common.number, as SyntaxGym
 _CLOSING_BRACKETS = {"(": ")", "[": "]"}
 _PRECEDENCE_LEVELS = (("|",), ("&",), ("<", ">", "="), ("+", "-"))
 _OPERATORS = {  # operator -> (operand kind, result kind, function)
@@ -163,6 +163,11 @@ class _Parser:
             return _Node("number", lambda values: values[condition, region_number])
         if symbol.kind == "number":
             return _Node("number", lambda values: symbol.value)
+        if symbol.source == "-":  # a negative number or a negated operand: "-1", "-(5;%a%)"
+            inner = self.operand()
+            if inner.kind != "number":
+                raise _formula_error(self.text, symbol.position, f"unary '-' needs a number, received a {inner.kind}")
+            return _Node("number", lambda values: -inner.evaluate(values))
         if symbol.kind == "open":
             inner = self.expression()
             closing, expected = self.next(), _CLOSING_BRACKETS[symbol.source]
@@ -181,7 +186,7 @@ class Formula:
     Attributes:
         text: the formula as written.
         references: frozenset of the `(region_number, condition)` pairs it
-            reads, in the order of the formula's `(N;%condition%)`.
+            reads (a set: no order).
         root: the parsed expression; `evaluate` runs it.
     """
 
