@@ -51,8 +51,8 @@ class SentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
             Its pad/unk/bos/eos ids must be 0/1/2/3 (what
             `train_sentencepiece` produces).
 
-    Tokenization runs TF Text's SentencePiece op (`sentencepiece_op`), eager
-    or in a graph alike: `tokenize` always returns a `tf.RaggedTensor` and
+    Tokenization runs TF Text's SentencePiece op (see `_run`), eager or in a
+    graph alike: `tokenize` always returns a `tf.RaggedTensor` and
     `detokenize` a string `tf.Tensor`, as `WordTokenizer` does; keras-hub's
     layer keeps the proto, the vocabulary and the saving.
 
@@ -66,26 +66,37 @@ class SentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
         kwargs.setdefault("_allow_python_workflow", False)
         super().__init__(proto=proto, **kwargs)
 
-    @property
-    def sentencepiece_op(self):
-        """The TF Text `SentencepieceTokenizer` to run here and now.
+    def _run(self, method, inputs):
+        """Runs TF Text's op `method` ("tokenize", ...) over this model, always inside a graph.
 
-        Its model resource is owned by the op's kernel, not ref-counted (TF
-        Text b/318839908): a handle used outside the context that made it can
-        dangle. So eager code shares one op, made on first use, and each
-        graph being traced (`tf.function`, `tf.data`, an export) makes its
-        own, which the graph then owns (the model proto is a constant in it).
+        The op's model resource is owned by its kernel, not ref-counted (TF
+        Text b/318839908): an eager op's handle dangles once Keras tracks a
+        new model around the tokenizer, or another eager op of the kind is
+        freed. So the op is only ever made inside the graph that runs it: the
+        caller's (`tf.function`, `tf.data`, an export; the proto is then a
+        constant of that graph) or, for eager calls, a `tf.function` of this
+        layer's own, kept out of Keras's and TF's tracking.
         """
         self._check_vocabulary()
+
+        def run(tensor):
+            return getattr(tf_text.SentencepieceTokenizer(model=self.proto, out_type=tf.int32), method)(tensor)
+
         if not tf.executing_eagerly():
-            return tf_text.SentencepieceTokenizer(model=self.proto, out_type=tf.int32)
-        if self._sentencepiece_op is None:
-            self._sentencepiece_op = tf_text.SentencepieceTokenizer(model=self.proto, out_type=tf.int32)
-        return self._sentencepiece_op
+            return run(inputs)
+        functions = self._eager_functions.functions
+        rank = inputs.shape.rank  # TF Text needs a static rank: one function (and trace) per rank
+        if isinstance(inputs, tf.RaggedTensor):
+            spec = tf.RaggedTensorSpec([None] * rank, inputs.dtype, ragged_rank=inputs.ragged_rank)
+        else:
+            spec = tf.TensorSpec([None] * rank, inputs.dtype)
+        if (method, spec) not in functions:
+            functions[method, spec] = tf.function(run, input_signature=[spec], autograph=False)
+        return functions[method, spec](inputs)
 
     def tokenize(self, inputs):
         """Strings `(batch,)` -> ragged int32 ids `(batch, None)`."""
-        return self.sentencepiece_op.tokenize(tf.convert_to_tensor(inputs, tf.string))
+        return self._run("tokenize", tf.convert_to_tensor(inputs, tf.string))
 
     def tokenize_with_offsets(self, inputs):
         """Strings `(batch,)` -> ragged ids, start and end byte offsets of each piece, each `(batch, None)`.
@@ -94,14 +105,14 @@ class SentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
         normalization, so a piece's text is `input[start:end]` (a piece with
         SentencePiece's "▁" starts on the space before its word).
         """
-        return self.sentencepiece_op.tokenize_with_offsets(tf.convert_to_tensor(inputs, tf.string))
+        return self._run("tokenize_with_offsets", tf.convert_to_tensor(inputs, tf.string))
 
     def detokenize(self, inputs):
         """Ids `(batch, None)` (ragged, or padded with 0) -> strings `(batch,)`."""
         ids = inputs if isinstance(inputs, tf.RaggedTensor) else tf.convert_to_tensor(inputs)
         if isinstance(ids, tf.Tensor) and ids.shape.rank == 2:
             ids = tf.RaggedTensor.from_tensor(ids, padding=PAD_ID)
-        return self.sentencepiece_op.detokenize(tf.cast(ids, tf.int32))
+        return self._run("detokenize", tf.cast(ids, tf.int32))
 
     def id_to_token(self, id):
         """The piece of `id` (from the vocabulary list, no TF op)."""
@@ -117,7 +128,7 @@ class SentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
 
     def set_proto(self, proto):
         super().set_proto(proto)
-        self._sentencepiece_op = None
+        self._eager_functions = _EagerFunctions()
         self._pieces = None if self.proto is None else self.get_vocabulary()
         self._piece_ids = None if self.proto is None else {piece: i for i, piece in enumerate(self._pieces)}
         if self.proto is not None:
@@ -133,6 +144,13 @@ class SentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
                 )
 
     pad_id, unk_id, bos_id, eos_id = PAD_ID, UNK_ID, BOS_ID, EOS_ID
+
+
+class _EagerFunctions:
+    """A SentencePieceTokenizer's eager `tf.function`s: a plain object, so no tracking saves or copies them."""
+
+    def __init__(self):
+        self.functions = {}
 
 
 def train_sentencepiece(

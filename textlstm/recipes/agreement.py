@@ -17,6 +17,7 @@ count, so a supervised classifier and an LM are compared on the same items.
 
 import collections
 import dataclasses
+import importlib.metadata
 import logging
 import os
 
@@ -222,6 +223,7 @@ def training_protocol(config, classifier, train, valid, test, history, transfer)
                     f"patience {config.early_stopping_patience}); weights of the lowest validation loss on "
                     f"{config.valid_file} ({len(valid)} items)",
         "prediction": "argmax of p(singular), p(plural); correct when it is the verb's number",
+        "textlstm_version": importlib.metadata.version("textlstm"),
     }
 
 
