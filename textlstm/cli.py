@@ -26,6 +26,7 @@ from textlstm.config import AgreementConfig, LanguageModelConfig, SentimentConfi
 from textlstm.data import read_lines
 from textlstm.export import export_scorer, next_version_dir
 from textlstm.probes import KerasScorer, load_scorer
+from textlstm.probes.scorer import run_description
 from textlstm.recipes import probes
 from textlstm.recipes.agreement import train_agreement
 from textlstm.recipes.language_model import evaluate_run, load_language_model, train_language_model
@@ -169,7 +170,7 @@ def cmd_score(args):
 def cmd_export_lm(args):
     lm = load_language_model(args.run_dir)
     export_dir = next_version_dir(args.base_dir, args.name)
-    export_scorer(lm, export_dir, description=KerasScorer.from_run_dir(args.run_dir).description)
+    export_scorer(lm, export_dir, description=run_description(args.run_dir))
     print(f"exported to {export_dir}")
 
 

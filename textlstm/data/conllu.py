@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import os
 
-from textlstm.data.readers import DataError, _numbered_lines
+from textlstm.data.readers import DataError, numbered_lines
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def read_conllu(path, encoding="utf-8"):
                 tokens,
             ))
 
-    for line_number, line in _numbered_lines(path, encoding):
+    for line_number, line in numbered_lines(path, encoding):
         if first_line is None:
             first_line = line_number
         if not line.strip():

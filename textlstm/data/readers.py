@@ -33,7 +33,7 @@ def check_exists(path):
         raise FileNotFoundError(f"data file not found: {path}. {DATA_HELP}")
 
 
-def _numbered_lines(path, encoding):
+def numbered_lines(path, encoding):
     """Yields `(line_number, line)` for each line of `path`, newline removed.
 
     Each line's bytes are decoded on their own, so a decoding error names the
@@ -79,7 +79,7 @@ def read_lines(path, encoding="utf-8", skip_empty=True, max_lines=0):
     ['a b', 'c']
     """
     lines = []
-    for _, line in _numbered_lines(path, encoding):
+    for _, line in numbered_lines(path, encoding):
         if skip_empty and not line.strip():
             continue
         lines.append(line.strip())
@@ -191,7 +191,7 @@ def read_tsv_labeled(
     >>> examples.texts, examples.labels
     (['great fun', 'dull'], [1, 0])
     """
-    lines = _numbered_lines(path, encoding)
+    lines = numbered_lines(path, encoding)
     header_line = next(lines, None)
     if header_line is None:
         raise DataError(f"{path}:1: empty file, expected a header line naming the columns.")
@@ -256,7 +256,7 @@ def read_label_prefixed(path, encoding="utf-8", num_classes=2, max_lines=0):
     ([4, 1], 'one long string of cliches .')
     """
     texts, labels = [], []
-    for line_number, line in _numbered_lines(path, encoding):
+    for line_number, line in numbered_lines(path, encoding):
         if not line.strip():
             continue
         fields = line.split(maxsplit=1)

@@ -309,15 +309,16 @@ class KerasScorer(Scorer):
         """The scorer of a `textlstm train lm` run directory (its `model.keras` and `metrics.json`)."""
         import keras
 
+        from textlstm.models import LanguageModel
+
         path = os.path.join(run_dir, "model.keras")
         if not os.path.exists(path):
             raise FileNotFoundError(f"no model in {run_dir} (missing {path}); train one with `textlstm train lm`.")
-        description = {"model": os.path.abspath(run_dir)}
-        metrics_path = os.path.join(run_dir, "metrics.json")
-        if os.path.exists(metrics_path):
-            with open(metrics_path, encoding="utf-8") as f:
-                description["test_perplexity"] = json.load(f).get("test_perplexity")
-        return cls(keras.saving.load_model(path, safe_mode=True), prepare, description)
+        model = keras.saving.load_model(path, safe_mode=True)
+        if not isinstance(model, LanguageModel):
+            raise ValueError(f"`run_dir` {run_dir} holds a {type(model).__name__}, not a LanguageModel; "
+                             f"probes score language models (`textlstm train lm`).")
+        return cls(model, prepare, run_description(run_dir))
 
     def _score_batch(self, texts):
         if self._function is None:  # traced once: tokenization and the LSTM in one graph
@@ -358,6 +359,16 @@ class SavedModelScorer(Scorer):
 
     def _score_batch(self, texts):
         return {k: v.numpy() for k, v in self._signature(texts=tf.constant(texts)).items()}
+
+
+def run_description(run_dir):
+    """The facts of an LM run directory that reports carry: its path and its test perplexity."""
+    description = {"model": os.path.abspath(run_dir)}
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    if os.path.exists(metrics_path):
+        with open(metrics_path, encoding="utf-8") as f:
+            description["test_perplexity"] = json.load(f).get("test_perplexity")
+    return description
 
 
 def load_scorer(run_dir=None, saved_model=None, prepare="auto"):
