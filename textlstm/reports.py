@@ -236,7 +236,7 @@ def _wilson_interval(successes, trials, z=_WILSON_Z_95):
     return max(0.0, center - half_width), min(1.0, center + half_width)
 
 
-def _escape_cell(text):
+def escape_cell(text):
     """Text safe inside a Markdown table cell: `|` escaped, line breaks flattened."""
     return " ".join(str(text).split()).replace("|", "\\|")
 
@@ -264,22 +264,22 @@ def classification_report_markdown(metrics, title):
     summary = [
         {"metric": "accuracy", "value": f"{metrics['accuracy']:.3f} (95% CI {low:.3f}–{high:.3f}, Wilson)"},
         {"metric": "macro-F1", "value": _format_score(metrics["macro_f1"])},
-        {"metric": f"majority-class baseline (always {_escape_cell(metrics['majority_class'])})",
+        {"metric": f"majority-class baseline (always {escape_cell(metrics['majority_class'])})",
          "value": _format_score(metrics["majority_class_accuracy"])},
         {"metric": "examples", "value": metrics["num_examples"]},
     ]
-    per_class = [{"label": _escape_cell(name), **{key: _format_score(scores[key])
+    per_class = [{"label": escape_cell(name), **{key: _format_score(scores[key])
                                                   for key in ("precision", "recall", "f1")},
                   "support": scores["support"]}
                  for name, scores in metrics["per_class"].items()]
     corner = "true \\ predicted"
-    escaped_names = [_escape_cell(name) for name in label_names]
+    escaped_names = [escape_cell(name) for name in label_names]
     confusion = [{corner: true_name, **dict(zip(escaped_names, row))}
                  for true_name, row in zip(escaped_names, metrics["confusion_matrix"])]
     by_length = [{**bucket, "accuracy": _format_score(bucket["accuracy"])} for bucket in metrics["accuracy_by_length"]]
     wrong = [{"rank": rank, "probability": _format_score(example["probability"]),
-              "true": _escape_cell(example["true_label"]), "predicted": _escape_cell(example["predicted_label"]),
-              "text": _escape_cell(example["text"])}
+              "true": escape_cell(example["true_label"]), "predicted": escape_cell(example["predicted_label"]),
+              "text": escape_cell(example["text"])}
              for rank, example in enumerate(metrics["most_confidently_wrong"], start=1)]
     sections = [
         f"# {title}",
@@ -294,9 +294,7 @@ def classification_report_markdown(metrics, title):
            if wrong else "No misclassified examples."),
     ]
     if metrics.get("protocol"):  # how the numbers were obtained, as a reader of a results table needs it
-        rows = [{"setting": _escape_cell(str(key)), "value": _escape_cell(str(value))}
-                for key, value in metrics["protocol"].items()]
-        sections.insert(2, "## Protocol\n\n" + markdown_table(rows, ["setting", "value"]))
+        sections.insert(2, "## Protocol\n\n" + protocol_markdown(metrics["protocol"]))
     return "\n\n".join(sections) + "\n"
 
 
@@ -393,14 +391,14 @@ def bootstrap_interval(outcomes, num_samples=1000, seed=0, level=0.95):
 
 def protocol_markdown(protocol):
     """A `protocol` dict as a two-column Markdown table."""
-    rows = [{"setting": _escape_cell(str(key)), "value": _escape_cell(str(value))} for key, value in protocol.items()]
+    rows = [{"setting": escape_cell(str(key)), "value": escape_cell(str(value))} for key, value in protocol.items()]
     return markdown_table(rows, ["setting", "value"])
 
 
 def accuracy_rows_markdown(rows, name_column):
     """Markdown of accuracy rows (dicts with `name`, `accuracy`, `interval`, `num_items`, `num_scored`, ...)."""
     table = [{
-        name_column: _escape_cell(row["name"]),
+        name_column: escape_cell(row["name"]),
         "accuracy": _format_score(row["accuracy"]),
         "95% interval": "n/a" if row["interval"] is None else f"{row['interval'][0]:.3f}-{row['interval'][1]:.3f}",
         "items": row["num_items"],

@@ -57,7 +57,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from textlstm.reports import markdown_table  # noqa: E402
+from textlstm.reports import escape_cell, markdown_table, protocol_markdown  # noqa: E402
 from textlstm.runs import atomic_path, write_json, write_text  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -538,10 +538,6 @@ def _region_label(result: dict, number: str) -> str:
     return f"{number} {name}" if name else number
 
 
-def _escape_cell(text: str) -> str:
-    return str(text).replace("\n", " ").replace("|", "\\|")
-
-
 def syntaxgym_markdown(result: dict) -> str:
     """A Markdown report of `evaluate_suite`'s result: predictions, mean region surprisals, protocol.
 
@@ -550,9 +546,7 @@ def syntaxgym_markdown(result: dict) -> str:
     numbers = list(dict.fromkeys(number for row in result["region_means"] for number in row["regions"]))
     region_rows = [{"condition": row["condition"], **{_region_label(result, number): row["regions"].get(number, "")
                                                       for number in numbers}} for row in result["region_means"]]
-    prediction_rows = [dict(row, formula=f"`{_escape_cell(row['formula'])}`") for row in result["predictions"]]
-    protocol_rows = [{"field": key, "value": _escape_cell(value if isinstance(value, str) else json.dumps(value))}
-                     for key, value in result["protocol"].items()]
+    prediction_rows = [dict(row, formula=f"`{escape_cell(row['formula'])}`") for row in result["predictions"]]
     warning = (f"**Warning**: text preparation emptied {result['num_emptied_regions']} regions that have content "
                f"(e.g. punctuation outside a word vocabulary); they score 0.0, so predictions on them say nothing "
                f"about the model." if result["num_emptied_regions"] else "")
@@ -563,7 +557,7 @@ def syntaxgym_markdown(result: dict) -> str:
         "## Predictions", markdown_table(prediction_rows, ["index", "formula", "accuracy", "num_correct"]),
         "## Mean region surprisal (bits)",
         markdown_table(region_rows, ["condition"] + [_region_label(result, number) for number in numbers]),
-        "## Protocol", markdown_table(protocol_rows, ["field", "value"]),
+        "## Protocol", protocol_markdown(result["protocol"]),
     ] if part) + "\n"
 
 
