@@ -1,6 +1,6 @@
 """The `textlstm` command line: argparse subcommands over the public API.
 
-    textlstm quickstart                          PTB language model + a short SST-2 classifier
+    textlstm quickstart                          PTB LM + a short SST-2 classifier + BLiMP subject-verb probe
     textlstm tokenizer train --input F ...       train a SentencePiece or word tokenizer
     textlstm train lm [--config C] [k=v ...]     train a language model into a run dir
     textlstm train lm --run-dir R epochs=N       resume or continue the run in R
@@ -159,8 +159,9 @@ def cmd_score(args):
     texts = read_texts(args, LanguageModelConfig)
     for scores in KerasScorer(load_language_model(args.run_dir), prepare=args.prepare).score(texts):
         if args.format == "jsonl":
-            print(json.dumps({"text": scores.text, "tokens": scores.tokens, "log_probs": scores.log_probs,
-                              "surprisals": scores.surprisals, "total_log_prob": scores.total_log_prob}))
+            print(json.dumps({"text": scores.text, "tokens": scores.tokens, "spans": scores.spans,
+                              "log_probs": scores.log_probs, "surprisals": scores.surprisals,
+                              "total_log_prob": scores.total_log_prob}))
         else:
             print(f"{scores.text}\t(total log-prob {scores.total_log_prob:.3f} nats)")
             for token, surprisal in zip(scores.tokens, scores.surprisals):
@@ -222,7 +223,8 @@ def build_parser():
         p.add_argument("--config", default=default, help="JSON config under configs/ (default: %(default)s)")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. epochs=2")
 
-    p = commands.add_parser("quickstart", help="train and evaluate the PTB quickstart LM, then a short SST-2 classifier")
+    p = commands.add_parser("quickstart", help="train and evaluate the PTB quickstart LM and a short SST-2 "
+                                               "classifier, then probe the LM on BLiMP's subject-verb agreement")
     add_config_args(p, "ptb_quickstart")
     p.add_argument("--classifier-config", default="sst2_quickstart", help="the classifier's config (default: %(default)s)")
     p.add_argument("--blimp-dir", default=probes.DEFAULT_BLIMP_DIR, help="BLiMP, probed at the end (default: %(default)s)")
