@@ -38,6 +38,7 @@ Example:
 ('the cat sat', ['the', 'cat', 'sat', '</s>'], [(0, 3), (4, 7), (8, 11), (11, 11)])
 """
 
+import abc
 import dataclasses
 import importlib.metadata
 import json
@@ -110,7 +111,7 @@ def prepare_ptb(text, vocabulary, lowercase=True):
     return " ".join(words)
 
 
-class Scorer:
+class Scorer(abc.ABC):
     """The interface probes use. Subclasses implement `_score_batch` and set the metadata.
 
     Args:
@@ -164,9 +165,9 @@ class Scorer:
             **self.description,
         }
 
+    @abc.abstractmethod
     def _score_batch(self, texts):
         """A list of strings -> the dict of numpy arrays `LanguageModel.score_strings` returns."""
-        raise NotImplementedError
 
     def score(self, texts, end_token=True, prepare=True, batch_size=256):
         """Per-token scores of each text.
