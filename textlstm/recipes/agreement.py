@@ -38,11 +38,9 @@ from textlstm.recipes.language_model import load_language_model
 from textlstm.recipes.run_steps import (
     build_backbone,
     check_pretrained,
-    fit_unless_done,
-    plot_history,
+    fit_classifier,
     prepare_tokenizer,
     pretrained_tokenizer,
-    save_model,
 )
 from textlstm.runs import RunDirectory
 from textlstm.tokenizers import BOS, UNK_ID, WordTokenizer
@@ -148,16 +146,8 @@ def train_agreement(config):
     valid_data = item_batches(preprocessor, valid, config.batch_size)
     classifier.compile(training.make_optimizer(config.optimizer, config.learning_rate, config.clipnorm,
                                                config.weight_decay, config.weight_decay_type))
-    callbacks = training.standard_callbacks(
-        run.path, config.learning_rate, lr_schedule="none",  # a constant rate
-        early_stopping_patience=config.early_stopping_patience, time_budget_minutes=config.time_budget_minutes,
-    )
-    fit_seconds = fit_unless_done(classifier, run, train_data, valid_data, config.epochs, callbacks,
-                                  config.verbose)
-    training.restore_best(classifier, run.path)
-    save_model(classifier, run)
-
-    history = plot_history(run, metric="loss", title=f"number prediction classifier, {run.path}")
+    fit_seconds, history = fit_classifier(classifier, run, config, train_data, valid_data,
+                                          title=f"number prediction classifier, {run.path}")
     protocol = training_protocol(config, classifier, train, valid, test, history, transfer)
     result = evaluate_agreement(classifier, test, run.path, title=f"Number prediction: {config.test_file}",
                                 protocol=protocol)

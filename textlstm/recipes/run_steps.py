@@ -74,6 +74,26 @@ def fit_unless_done(model, run, train_data, valid_data, epochs, callbacks, verbo
     return time.monotonic() - start
 
 
+def fit_classifier(classifier, run, config, train_data, valid_data, title):
+    """Trains a compiled classifier in `run` (resumable), keeps its best weights, saves and plots it.
+
+    The optimizer holds any learning-rate schedule; early stopping and the
+    time budget come from `config`. The weights of the epoch with the lowest
+    validation loss are restored before `model.keras` is written.
+
+    Returns:
+        (seconds spent in `fit`, the per-epoch history).
+    """
+    callbacks = training.standard_callbacks(
+        run.path, config.learning_rate, lr_schedule="none",
+        early_stopping_patience=config.early_stopping_patience, time_budget_minutes=config.time_budget_minutes,
+    )
+    fit_seconds = fit_unless_done(classifier, run, train_data, valid_data, config.epochs, callbacks, config.verbose)
+    training.restore_best(classifier, run.path)
+    save_model(classifier, run)
+    return fit_seconds, plot_history(run, metric="loss", title=title)
+
+
 def plot_history(run, **kwargs):
     """`curves.png` of the run's `history.csv` (see `plot_curves` for `kwargs`); returns the history."""
     history = training.read_history(run.path)

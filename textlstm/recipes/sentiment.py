@@ -38,11 +38,9 @@ from textlstm.recipes.language_model import load_language_model
 from textlstm.recipes.run_steps import (
     build_backbone,
     check_pretrained,
-    fit_unless_done,
-    plot_history,
+    fit_classifier,
     prepare_tokenizer,
     pretrained_tokenizer,
-    save_model,
 )
 from textlstm.reports import classification_metrics, write_classification_report
 from textlstm.runs import RunDirectory, read_run_config, write_json
@@ -150,16 +148,8 @@ def fit_and_evaluate(config, run, train, valid, test, pretrained):
     steps_per_epoch = int(train_data.cardinality())
     classifier.compile(make_optimizer(config, classifier, steps_per_epoch))
 
-    callbacks = training.standard_callbacks(
-        run.path, config.learning_rate, lr_schedule="none",  # the optimizer holds the schedule
-        early_stopping_patience=config.early_stopping_patience, time_budget_minutes=config.time_budget_minutes,
-    )
-    fit_seconds = fit_unless_done(classifier, run, train_data, valid_data, config.epochs, callbacks,
-                                  config.verbose)
-    training.restore_best(classifier, run.path)
-    save_model(classifier, run)
-
-    history = plot_history(run, metric="loss", title=f"{config.dataset} classifier, {run.path}")
+    fit_seconds, history = fit_classifier(classifier, run, config, train_data, valid_data,
+                                          title=f"{config.dataset} classifier, {run.path}")
     report = evaluate_examples(classifier, test, run.path, title=f"{config.dataset} {test.source}",
                                protocol=training_protocol(config, classifier, train, history, transfer))
     train_seconds = [row["train_seconds"] for row in history if "train_seconds" in row]
