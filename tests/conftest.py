@@ -92,3 +92,51 @@ E2E_OVERRIDES = [
     "batch_size=16", "sequence_length=20", "sampled_softmax=0", "dropout=0",
     "epochs=3", "lr_decay_start_epoch=3", "time_budget_minutes=0", "num_samples=2", "verbose=0",
 ]
+
+
+@pytest.fixture(scope="session")
+def template_lm():
+    """A 1x32 word LM trained for about 10 s on Marvin & Linzen template sentences; returns (lm, pairs).
+
+    It agrees a verb right after its subject every time and across a prepositional phrase about 3 times in 4.
+    """
+    import random
+
+    import keras
+
+    from textlstm.models import LanguageModel, LSTMBackbone
+    from textlstm.preprocessors import LanguageModelPreprocessor
+    from textlstm.probes.templates import generate_pairs
+    from textlstm.tokenizers import WordTokenizer
+
+    pairs = generate_pairs(["simple_agreement", "across_prepositional_phrase"], max_pairs_per_condition=1500)
+    texts = [pair["sentence_good"] for pair in pairs if pair["UID"] == "simple_agreement"] * 5
+    texts += [pair["sentence_good"] for pair in pairs if pair["UID"] != "simple_agreement"]
+    random.Random(0).shuffle(texts)  # LanguageModel.fit keeps the order it is given
+    tokenizer = WordTokenizer.from_texts(texts)
+    keras.utils.set_random_seed(0)
+    lm = LanguageModel(LSTMBackbone(tokenizer.vocabulary_size(), 32, 32, num_layers=1),
+                       preprocessor=LanguageModelPreprocessor.for_mode(tokenizer, "sentence"))
+    ids = lm.preprocessor(texts).numpy()
+    lm.compile(optimizer=keras.optimizers.Adam(0.01))
+    lm.fit(ids[:, :-1], ids[:, 1:], epochs=6, batch_size=32, verbose=0)
+    return lm, pairs
+
+
+def template_number_items(pairs):
+    """NumberItems of template pairs: the subject is word 1; a PP's noun is the last prefix word."""
+    from textlstm.data.number_agreement import NumberItem
+
+    items = []
+    for index, pair in enumerate(pairs):
+        words = pair["one_prefix_prefix"].split(" ")
+        nouns = [len(words) - 1] if pair["attractor_number"] else []
+        items.append(NumberItem(
+            sentence_id=str(index), prefix=pair["one_prefix_prefix"], verb=pair["one_prefix_word_good"],
+            other_form=pair["one_prefix_word_bad"], label=pair["subject_number"],
+            attractors=int(pair["attractor_number"] not in (None, pair["subject_number"])),
+            intervening_noun_indices=nouns,
+            attractor_indices=nouns if pair["attractor_number"] not in (None, pair["subject_number"]) else [],
+            subject=words[1], subject_index=1, verb_index=len(words),
+            distance=len(words) - 1))
+    return items

@@ -2,14 +2,16 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from conftest import E2E_OVERRIDES
 from textlstm.cli import build_parser, main
 
 SUBCOMMANDS = [["quickstart"], ["tokenizer", "train"], ["train", "lm"], ["train", "classifier"], ["evaluate", "lm"],
                ["evaluate", "classifier"], ["generate"], ["score"], ["predict"], ["export", "lm"],
                ["train", "agreement"], ["probe", "minimal-pairs"], ["probe", "syntaxgym"], ["probe", "number"],
-               ["probe", "templates"]]
+               ["probe", "templates"], ["probe", "units"], ["inspect"]]
 
 
 @pytest.mark.parametrize("words", SUBCOMMANDS)
@@ -102,3 +104,53 @@ def test_probes_from_the_command_line(trained_run, shared_data, tmp_path, capsys
 
     with pytest.raises(SystemExit):  # --run-dir and --saved-model exclude each other
         main(["probe", "number", "--run-dir", run, "--saved-model", "x"])
+
+
+def test_inspect_and_units_from_the_command_line(trained_run, shared_data, tmp_path, capsys):
+    run = str(trained_run)
+    assert main(["inspect", "--run-dir", run, "The keys to the cabinet are here.", "the key",
+                 "--output-dir", str(tmp_path / "inspect"), "--units", "0:3", "0:7"]) == 0
+    out = capsys.readouterr().out
+    assert "tokens: </s> the " in out and "here </s>\n" in out  # PTB spelling: lowercase, no period
+    arrays = np.load(tmp_path / "inspect" / "text0.npz")
+    assert list(arrays["tokens"])[:2] == ["</s>", "the"] and arrays["layer0/forward/f"].shape == (9, 64)
+    assert (tmp_path / "inspect" / "text1_layer0_forward.png").exists()
+    assert (tmp_path / "inspect" / "unit_traces.png").exists() and "unit traces:" in out
+    assert main(["inspect", "--run-dir", run, "the key", "--units", "0:64"]) == 2
+    assert "layer 0 has units 0-63, received unit 64" in capsys.readouterr().err
+    assert main(["inspect", "--run-dir", run, "the key", "--units", "one"]) == 2
+    assert "--units: expected LAYER:UNIT" in capsys.readouterr().err
+
+    ud = shared_data / "ud_english_ewt"
+    assert main(["probe", "units", "--run-dir", run, "--train-file", str(ud / "en_ewt-ud-dev.conllu"),
+                 "--test-file", str(ud / "en_ewt-ud-test.conllu"), "--top-units", "2", "--group-sizes", "3",
+                 "--random-draws", "2", "--max-pairs-per-condition", "5", "--output-dir", str(tmp_path / "units")]) == 0
+    out = capsys.readouterr().out
+    assert "Zero-ablating the top 1 unit(s)" in out and "Patching 3 top unit(s)" in out
+    report = json.loads((tmp_path / "units" / "units.json").read_text())
+    assert [(row["position"], row["state"]) for row in report["diagnostic"]] == [
+        (position, state) for position in ("subject", "intervening_noun", "before_verb") for state in ("h", "c")]
+    assert report["protocol"]["start_token"] == "</s>" and "586 number items" in report["protocol"]["training items"]
+    assert len(report["ranking"]["units"]) == 20 and report["patching"]["pairs"] == 30  # 6 conditions x 5
+    markdown = (tmp_path / "units" / "units.md").read_text()
+    for section in ("## Diagnostic classifiers", "## Unit ranking", "## Ablation", "## Activation patching"):
+        assert section in markdown
+    for name in ("diagnostic", "ranking", "ablation", "patching", "traces"):
+        assert (tmp_path / "units" / f"units_{name}.png").stat().st_size > 1000
+    assert main(["probe", "units", "--run-dir", str(tmp_path)]) == 2
+    assert "no model in" in capsys.readouterr().err
+    assert main(["probe", "units", "--run-dir", run, "--train-file", str(ud / "en_ewt-ud-dev.conllu"),
+                 "--test-file", str(ud / "en_ewt-ud-test.conllu"), "--random-draws", "0"]) == 2
+    assert "`random_draws` must be at least 1, received 0" in capsys.readouterr().err
+
+
+def test_a_peephole_lm_trains_reloads_and_is_inspected(ptb_dir, tmp_path, capsys):
+    run_dir = tmp_path / "peephole"
+    overrides = [f"train_file={ptb_dir / 'ptb.train.txt'}", f"valid_file={ptb_dir / 'ptb.valid.txt'}",
+                 f"test_file={ptb_dir / 'ptb.test.txt'}", f"run_dir={run_dir}", *E2E_OVERRIDES,
+                 "cell_type=peephole_lstm", "max_train_lines=500", "max_eval_lines=100", "epochs=1"]
+    assert main(["train", "lm", "--config", "ptb_small", *overrides]) == 0
+    assert json.loads((run_dir / "config.json").read_text())["cell_type"] == "peephole_lstm"
+    assert main(["inspect", "--run-dir", str(run_dir), "the company said", "--output-dir", str(tmp_path / "i")]) == 0
+    arrays = np.load(tmp_path / "i" / "text0.npz")
+    assert str(arrays["cell_type"]) == "peephole_lstm" and arrays["layer0/forward/o"].shape == (5, 64)

@@ -125,6 +125,8 @@ def test_extracts_exact_items_and_skip_reasons(snippet_path):
     ]
     attractor = items[1]
     assert (attractor.subject, attractor.subject_index, attractor.verb_index, attractor.distance) == ("keys", 1, 8, 7)
+    assert attractor.intervening_noun_indices == [4, 7]  # "cabinets" (agrees with "keys"), "kitchen"
+    assert attractor.attractor_indices == [7]  # "kitchen", singular
     assert attractor.intervening and not items[0].intervening
     assert skipped == collections.Counter(
         {"1st/2nd person subject": 1, "subject and verb differ in number": 1, "modal": 1})

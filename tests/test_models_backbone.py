@@ -51,7 +51,7 @@ def test_ineligible_setting_needs_explicit_opt_in(caplog):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"hidden_dim": 0}, r"`hidden_dim` must be a positive int, received 0"),
-    ({"cell_type": "rnn"}, r"`cell_type` must be 'lstm' or 'gru', received 'rnn'"),
+    ({"cell_type": "rnn"}, r"`cell_type` must be one of \('lstm', 'gru', 'peephole_lstm'\), received 'rnn'"),
     ({"dropout": 1.0}, r"`dropout` must be in \[0, 1\), received 1.0"),
 ])
 def test_invalid_arguments(kwargs, message):

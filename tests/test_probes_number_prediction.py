@@ -9,8 +9,10 @@ from textlstm.probes.number_prediction import evaluate_number_prediction, write_
 
 def item(prefix, verb, other_form, label, attractors):
     words = prefix.split()
+    nouns = [i for i, word in enumerate(words[2:], start=2) if word in ("report", "cabinets")][:attractors]
     return NumberItem(sentence_id="s", prefix=prefix, verb=verb, other_form=other_form, label=label,
-                      attractors=attractors, subject=words[1], subject_index=1, verb_index=len(words),
+                      attractors=attractors, intervening_noun_indices=nouns, attractor_indices=nouns,
+                      subject=words[1], subject_index=1, verb_index=len(words),
                       distance=len(words) - 1)
 
 

@@ -1,5 +1,6 @@
 """Marvin & Linzen (2018) agreement templates: one critical verb per pair, agreeing with the right noun."""
 
+import collections
 import json
 
 import pytest
@@ -112,3 +113,26 @@ def test_write_pairs_writes_blimp_jsonl(tmp_path):
         "sentence_good", "sentence_bad", "one_prefix_prefix", "one_prefix_word_good", "one_prefix_word_bad", "UID",
         "linguistics_term", "field", "pairID", "subject_number", "attractor_number"}
     assert {pair["linguistics_term"] for pair in pairs} == {"subject_verb_agreement"}
+
+
+def test_number_swapped_prefixes_differ_only_in_the_agreeing_noun():
+    swapped = templates.number_swapped_prefixes()
+    counts = collections.Counter(pair["condition"] for pair in swapped)
+    # VP coordination and subject relative clauses hold a second agreeing verb in the prefix: no pairs.
+    assert set(counts) == {"simple_agreement", "sentential_complement", "across_prepositional_phrase",
+                           "across_object_relative_clause", "across_object_relative_clause_no_that",
+                           "within_object_relative_clause"}
+    nouns = dict(templates.SUBJECTS + templates.ATTRACTORS + templates.MATRIX_SUBJECTS)
+    for pair in swapped:
+        singular, plural = pair["singular_prefix"].split(" "), pair["plural_prefix"].split(" ")
+        differing = [i for i, (a, b) in enumerate(zip(singular, plural)) if a != b]
+        assert differing == [pair["word_index"]] and len(singular) == len(plural)
+        assert nouns[singular[pair["word_index"]]] == plural[pair["word_index"]]
+        assert pair["singular_verb"] != pair["plural_verb"]
+    within = next(pair for pair in swapped if pair["condition"] == "within_object_relative_clause")
+    assert within["singular_prefix"] == "the author that the guard" and within["word_index"] == 4
+    assert len({(p["singular_prefix"], p["singular_verb"]) for p in swapped}) == len(swapped)  # no duplicates
+    sampled = templates.number_swapped_prefixes(["across_prepositional_phrase"], 50, seed=3)
+    assert len(sampled) == 50
+    assert sampled == templates.number_swapped_prefixes(["across_prepositional_phrase"], 50, seed=3)
+    assert sampled != templates.number_swapped_prefixes(["across_prepositional_phrase"], 50, seed=4)

@@ -111,3 +111,11 @@ def test_a_finished_classifier_run_continues_from_the_cli(classifier_run, capsys
     assert [line.split(",")[0] for line in (classifier_run / "history.csv").read_text().splitlines()[1:]] == [
         "0", "1", "2"]
     assert (classifier_run / "checkpoints" / "best.weights.h5").exists() and best
+
+
+def test_inspect_a_bidirectional_classifier_run(classifier_run, tmp_path, capsys):
+    assert main(["inspect", "--run-dir", str(classifier_run), "a gorgeous , witty film",
+                 "--output-dir", str(tmp_path)]) == 0
+    arrays = np.load(tmp_path / "text0.npz")
+    assert arrays["layer0/backward/c"].shape == arrays["layer0/forward/c"].shape == (len(arrays["tokens"]), 16)
+    assert (tmp_path / "text0_layer0_backward.png").exists() and "heatmap:" in capsys.readouterr().out

@@ -14,6 +14,8 @@
     textlstm export lm --run-dir R --name N      SavedModel under saved_models/N/VERSION
     textlstm probe minimal-pairs|syntaxgym|number|templates (--run-dir R | --saved-model D)
                                                  agreement probes; reports under R/probes/ or --output-dir
+    textlstm probe units --run-dir R             diagnostic classifiers, number units: ablation, patching
+    textlstm inspect --run-dir R TEXT ...        every gate of any run's model: .npz arrays + heatmaps
 """
 
 import argparse
@@ -205,6 +207,37 @@ def cmd_probe(args):
     print(f"reports in {output_dir}")
 
 
+def cmd_probe_units(args):
+    scorer = KerasScorer.from_run_dir(args.run_dir, prepare=args.prepare)
+    output_dir = args.output_dir or os.path.join(args.run_dir, "probes")
+    result = probes.probe_units(scorer, output_dir, args.train_file, args.test_file, top_units=args.top_units,
+                                group_sizes=args.group_sizes, random_draws=args.random_draws,
+                                max_pairs_per_condition=args.max_pairs_per_condition, seed=args.seed)
+    for line in result["summary"]:
+        print(line)
+    print(f"report: {os.path.join(output_dir, 'units.md')}")
+
+
+def cmd_inspect(args):
+    units = [parse_unit(text) for text in args.units or []]
+    output_dir = args.output_dir or os.path.join(args.run_dir, "inspect")
+    for result in probes.inspect_run(args.run_dir, args.texts, output_dir, args.prepare, units, args.gate):
+        print(f"{result['text']}\n  tokens: {' '.join(result['tokens'])}\n  arrays: {result['arrays']}")
+        for path in result["heatmaps"]:
+            print(f"  heatmap: {path}")
+    if units:
+        print(f"unit traces: {os.path.join(output_dir, 'unit_traces.png')}")
+
+
+def parse_unit(text):
+    """"LAYER:UNIT" -> (layer, unit)."""
+    try:
+        layer, unit = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise ValueError(f"--units: expected LAYER:UNIT (e.g. 1:194), received {text!r}.") from None
+    return layer, unit
+
+
 def print_accuracy_rows(rows):
     for row in rows:
         accuracy = "n/a" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
@@ -340,6 +373,33 @@ def build_parser():
     p.add_argument("--method", choices=("full", "one_prefix"), default="full")
     p.add_argument("--normalization", choices=("sum", "mean"), default="sum", help="full method only")
     p.add_argument("--unk", choices=("score", "skip"), default="score", help="pairs with <unk> in a critical word")
+    ud = probes.DEFAULT_UD_DIR
+    p = probe.add_parser("units", help="diagnostic classifiers and number units (ranking, ablation, patching)")
+    p.add_argument("--run-dir", required=True, help="a `textlstm train lm` run directory")
+    p.add_argument("--prepare", choices=("auto", "ptb", "none"), default="auto",
+                   help="text preparation: PTB spelling for word vocabularies (auto), raw for SentencePiece")
+    p.add_argument("--output-dir", help="report folder (default: RUN/probes)")
+    p.add_argument("--train-file", default=f"{ud}/en_ewt-ud-train.conllu",
+                   help="UD items that train the probes and rank units (default: %(default)s)")
+    p.add_argument("--test-file", nargs="+", default=[f"{ud}/en_ewt-ud-dev.conllu", f"{ud}/en_ewt-ud-test.conllu"],
+                   help="held-out UD items (default: %(default)s)")
+    p.add_argument("--top-units", type=int, default=10, help="top units ablated and patched one at a time")
+    p.add_argument("--group-sizes", type=int, nargs="+", default=[2, 4, 8, 16], help="top-k groups")
+    p.add_argument("--random-draws", type=int, default=20, help="matched random unit groups per size")
+    p.add_argument("--max-pairs-per-condition", type=int, default=100, help="template pairs per condition")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_probe_units)
+
+    p = commands.add_parser("inspect", help="every gate of a run's model over texts: arrays (.npz) and heatmaps")
+    p.add_argument("--run-dir", required=True, help="any run directory with model.keras")
+    p.add_argument("texts", nargs="+", help="texts to inspect")
+    p.add_argument("--output-dir", help="default: RUN/inspect")
+    p.add_argument("--prepare", choices=("auto", "ptb", "none"), default="auto",
+                   help="a language model's text preparation (classifiers read the text as given)")
+    p.add_argument("--units", nargs="+", metavar="LAYER:UNIT",
+                   help="also plot these units over all the texts (unit_traces.png), e.g. --units 1:194 1:104")
+    p.add_argument("--gate", default="c", help="what --units plots: a gate, c or h (default: %(default)s)")
+    p.set_defaults(func=cmd_inspect)
     return parser
 
 

@@ -90,6 +90,7 @@ def setting(default, *constraints, continuable=False):
 
 
 INITIALIZERS = ("uniform", "glorot_uniform", "he_uniform", "orthogonal")
+CELL_TYPES = ("lstm", "gru", "peephole_lstm")
 
 
 # Configs -----------------------------------------------------------------------
@@ -109,7 +110,7 @@ class RunConfig:
     lowercase: bool = setting(False)  # PTB is lowercased already; case-fold other text to share statistics.
 
     # Architecture (copied onto LSTMBackbone and the task model, which own it).
-    cell_type: str = setting("lstm", Choice("lstm", "gru"))  # "gru" is the other cuDNN-eligible cell.
+    cell_type: str = setting("lstm", Choice(*CELL_TYPES))  # "gru" is the other cuDNN-eligible cell; "peephole_lstm" (Gers & Schmidhuber 2000) runs step by step.
     embedding_dim: int = setting(200, Positive())  # Zaremba "small".
     hidden_dim: int = setting(200, Positive())  # Zaremba "small".
     num_layers: int = setting(2, Positive())  # Zaremba "small".

@@ -71,6 +71,10 @@ class NumberItem:
         other_form: str, the verb in the other number (the wrong form).
         label: str, "singular" (VBZ) or "plural" (VBP).
         attractors: int, nouns between subject and verb of the other number.
+        intervening_noun_indices: list of int, the 0-based word positions of
+            every noun with a Number feature between subject and verb, of
+            either number.
+        attractor_indices: list of int, those of them of the other number.
         subject: str, the subject's form.
         subject_index: int, the subject's 0-based word position.
         verb_index: int, the verb's 0-based word position (= words in `prefix`).
@@ -83,6 +87,8 @@ class NumberItem:
     other_form: str
     label: str
     attractors: int
+    intervening_noun_indices: list
+    attractor_indices: list
     subject: str
     subject_index: int
     verb_index: int
@@ -238,17 +244,18 @@ def extract_number_items(sentences):
             if other_form is None:
                 skipped[reason or "verb form not inflectable"] += 1
                 continue
-            between = tokens[subject.index:verb.index - 1]
+            nouns = [token for token in tokens[subject.index:verb.index - 1]
+                     if token.upos == "NOUN" and token.feats.get("Number") in NUMBERS]
+            attractors = [token.index - 1 for token in nouns if token.feats["Number"] != subject.feats["Number"]]
             items.append(NumberItem(
                 sentence_id=sentence.sent_id,
                 prefix=" ".join(token.form for token in tokens[:verb.index - 1]),
                 verb=verb.form,
                 other_form=other_form,
                 label=LABELS[verb.xpos],
-                attractors=sum(
-                    token.upos == "NOUN" and token.feats.get("Number") in NUMBERS
-                    and token.feats["Number"] != subject.feats["Number"] for token in between
-                ),
+                attractors=len(attractors),
+                intervening_noun_indices=[token.index - 1 for token in nouns],
+                attractor_indices=attractors,
                 subject=subject.form,
                 subject_index=subject.index - 1,
                 verb_index=verb.index - 1,

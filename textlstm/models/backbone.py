@@ -5,6 +5,7 @@ import logging
 import keras
 from keras import ops
 
+from textlstm.models.cells import PeepholeLSTMCell
 from textlstm.tokenizers import PAD_ID
 
 logger = logging.getLogger(__name__)
@@ -20,6 +21,8 @@ CUDNN_SETTINGS = {
     "unroll": False,
 }
 
+CELL_TYPES = ("lstm", "gru", "peephole_lstm")
+
 INITIALIZERS = {
     "uniform": lambda: keras.initializers.RandomUniform(-0.1, 0.1),
     "glorot_uniform": keras.initializers.GlorotUniform,
@@ -30,7 +33,7 @@ INITIALIZERS = {
 
 @keras.saving.register_keras_serializable(package="textlstm")
 class LSTMBackbone(keras.Model):
-    """Embedding, `num_layers` stacked LSTM (or GRU) layers, dropout between.
+    """Embedding, `num_layers` stacked LSTM (or GRU, or peephole LSTM) layers, dropout between.
 
         token ids (batch, time) ──► Embedding ──► Dropout
             ──► [LSTM ──► Dropout] x num_layers ──► sequence (batch, time, output_dim)
@@ -40,14 +43,17 @@ class LSTMBackbone(keras.Model):
     so the defaults stay cuDNN-eligible: tanh/sigmoid, `recurrent_dropout=0`,
     `use_bias=True`, no unroll, and masks from right padding (id 0) only.
     A cuDNN-ineligible setting raises unless `require_cudnn=False`, and is
-    then logged as a warning.
+    then logged as a warning. The peephole LSTM (`textlstm.models.cells`,
+    Gers & Schmidhuber 2000) is such a setting: no fused kernel has it.
 
     Args:
         vocabulary_size: int, number of token ids.
         embedding_dim: int, size of the token embeddings.
         hidden_dim: int, units of each recurrent layer (per direction).
         num_layers: int, stacked recurrent layers.
-        cell_type: "lstm" or "gru".
+        cell_type: "lstm", "gru" (both cuDNN-eligible) or "peephole_lstm"
+            (`PeepholeLSTMCell` in `keras.layers.RNN`; needs
+            `require_cudnn=False`).
         bidirectional: bool, wrap each layer in `Bidirectional` (classifiers
             only; a language model must not see the future).
         dropout: float, dropout rate on the embeddings and between layers.
@@ -92,8 +98,8 @@ class LSTMBackbone(keras.Model):
                             ("hidden_dim", hidden_dim), ("num_layers", num_layers)):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"`{name}` must be a positive int, received {value!r}.")
-        if cell_type not in ("lstm", "gru"):
-            raise ValueError(f"`cell_type` must be 'lstm' or 'gru', received {cell_type!r}.")
+        if cell_type not in CELL_TYPES:
+            raise ValueError(f"`cell_type` must be one of {CELL_TYPES}, received {cell_type!r}.")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1), received {dropout!r}.")
         for name, value in (("kernel_initializer", kernel_initializer),
@@ -103,10 +109,13 @@ class LSTMBackbone(keras.Model):
         settings = dict(activation=activation, recurrent_activation=recurrent_activation,
                         recurrent_dropout=recurrent_dropout, use_bias=use_bias, unroll=unroll)
         ineligible = {k: v for k, v in settings.items() if v != CUDNN_SETTINGS[k]}
+        if cell_type == "peephole_lstm":
+            ineligible["cell_type"] = cell_type
         if ineligible and require_cudnn:
             name, value = next(iter(ineligible.items()))
+            needs = CUDNN_SETTINGS.get(name, "lstm or gru")
             raise ValueError(
-                f"`{name}={value!r}` is not cuDNN-eligible (needs {CUDNN_SETTINGS[name]!r}); "
+                f"`{name}={value!r}` is not cuDNN-eligible (needs {needs!r}); "
                 f"pass require_cudnn=False to allow the slow kernel."
             )
         if ineligible:
@@ -136,19 +145,28 @@ class LSTMBackbone(keras.Model):
             name="token_embedding",
         )
         self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
-        layer_class = keras.layers.LSTM if cell_type == "lstm" else keras.layers.GRU
         self.recurrent_layers = []
         self.layer_dropouts = []
         for i in range(num_layers):
-            layer = layer_class(
-                hidden_dim, return_sequences=True, return_state=True, name=f"{cell_type}_{i}",
-                kernel_initializer=INITIALIZERS[kernel_initializer](),
-                recurrent_initializer=INITIALIZERS[recurrent_initializer](), **settings,
-            )
+            layer = self._recurrent_layer(i, settings)
             if bidirectional:
                 layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}")
             self.recurrent_layers.append(layer)
             self.layer_dropouts.append(keras.layers.Dropout(dropout, name=f"dropout_{i}"))
+
+    def _recurrent_layer(self, index, settings):
+        """Layer `index` of the stack, unwrapped: returns sequences and states."""
+        initializers = dict(kernel_initializer=INITIALIZERS[self.kernel_initializer](),
+                            recurrent_initializer=INITIALIZERS[self.recurrent_initializer]())
+        name = f"{self.cell_type}_{index}"
+        if self.cell_type == "peephole_lstm":
+            settings = dict(settings)
+            unroll = settings.pop("unroll")
+            cell = PeepholeLSTMCell(self.hidden_dim, **initializers, **settings)
+            return keras.layers.RNN(cell, return_sequences=True, return_state=True, unroll=unroll, name=name)
+        layer_class = keras.layers.LSTM if self.cell_type == "lstm" else keras.layers.GRU
+        return layer_class(self.hidden_dim, return_sequences=True, return_state=True, name=name,
+                           **initializers, **settings)
 
     def build(self, input_shape):
         self.token_embedding.build(input_shape)
@@ -160,8 +178,8 @@ class LSTMBackbone(keras.Model):
 
     @property
     def states_per_layer(self):
-        """Tensors of state per layer: (h, c) for an LSTM, (h,) for a GRU, times directions."""
-        return (2 if self.cell_type == "lstm" else 1) * (2 if self.bidirectional else 1)
+        """Tensors of state per layer: (h, c) for an LSTM (peephole or not), (h,) for a GRU, times directions."""
+        return (1 if self.cell_type == "gru" else 2) * (2 if self.bidirectional else 1)
 
     def initial_state(self, batch_size):
         """Zero states: a list (one per layer) of lists of `(batch, hidden_dim)` tensors."""

@@ -213,3 +213,64 @@ def write_pairs(pairs, path):
     """Writes `pairs` to `path` as JSONL (one pair per line), atomically."""
     write_text("".join(json.dumps(pair) + "\n" for pair in pairs), path)
     logger.info("Wrote %d minimal pairs (%s) to %s", len(pairs), count_by_condition(pairs), path)
+
+
+def number_swapped_prefixes(conditions=None, max_pairs_per_condition=0, seed=0):
+    """Pairs of prefixes that differ only in the number of the noun the critical verb agrees with.
+
+    Two generated pairs of one condition, with the same attractor number,
+    whose prefixes (`one_prefix_prefix`) are equal once every noun is put
+    in the singular and whose critical verbs are two forms of one verb,
+    differ only in the agreeing noun's number ("the author next to the
+    guards" / "the authors next to the guards"). Conditions whose prefix
+    holds another agreeing verb (VP coordination, subject relative clauses)
+    have no such pairs. Activation patching (`textlstm.probes.number_units`)
+    copies states from the plural prefix into the singular one.
+
+    Args:
+        conditions: names from `CONDITIONS`; None for all.
+        max_pairs_per_condition: keep at most this many of each condition,
+            sampled without replacement (in generation order); 0 keeps all.
+        seed: the sampling seed.
+
+    Returns:
+        A list of dicts with `condition`, `singular_prefix`, `plural_prefix`,
+        `singular_verb`, `plural_verb`, and `word_index`, the word position of
+        the noun that differs; one per distinct singular prefix and verb
+        (pairs that differ only after the critical verb give one).
+
+    Example:
+    >>> number_swapped_prefixes(["across_prepositional_phrase"], 1)[0]["plural_prefix"]
+    'the teachers near the architect'
+    """
+    if max_pairs_per_condition < 0:
+        raise ValueError(f"max_pairs_per_condition must be >= 0 (0 keeps all), got {max_pairs_per_condition!r}.")
+    pairs = generate_pairs(conditions)
+    singular_of = {plural: singular for nouns in (SUBJECTS, ATTRACTORS, MATRIX_SUBJECTS)
+                   for singular, plural in nouns}
+
+    def key(pair):
+        words = tuple(singular_of.get(word, word) for word in pair["one_prefix_prefix"].split(" "))
+        verbs = frozenset((pair["one_prefix_word_good"], pair["one_prefix_word_bad"]))
+        return pair["UID"], pair["attractor_number"], words, verbs
+
+    plurals = {key(pair): pair for pair in pairs if pair["subject_number"] == "plural"}
+    by_condition, seen = {}, set()
+    for pair in pairs:
+        partner = plurals.get(key(pair)) if pair["subject_number"] == "singular" else None
+        if partner is None or key(pair) in seen:
+            continue
+        seen.add(key(pair))
+        singular_words, plural_words = pair["one_prefix_prefix"].split(" "), partner["one_prefix_prefix"].split(" ")
+        differing = [i for i, (a, b) in enumerate(zip(singular_words, plural_words)) if a != b]
+        by_condition.setdefault(pair["UID"], []).append({
+            "condition": pair["UID"], "singular_prefix": pair["one_prefix_prefix"],
+            "plural_prefix": partner["one_prefix_prefix"], "singular_verb": pair["one_prefix_word_good"],
+            "plural_verb": partner["one_prefix_word_good"], "word_index": differing[0]})
+    swapped = []
+    for condition, members in by_condition.items():
+        if 0 < max_pairs_per_condition < len(members):
+            kept = sorted(random.Random(f"{seed}:{condition}").sample(range(len(members)), max_pairs_per_condition))
+            members = [members[i] for i in kept]
+        swapped += members
+    return swapped

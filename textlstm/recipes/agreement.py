@@ -19,7 +19,6 @@ import collections
 import dataclasses
 import importlib.metadata
 import logging
-import os
 
 import keras
 import numpy as np
@@ -39,6 +38,7 @@ from textlstm.recipes.run_steps import (
     build_backbone,
     check_pretrained,
     fit_classifier,
+    load_run_model,
     prepare_tokenizer,
     pretrained_tokenizer,
 )
@@ -247,8 +247,4 @@ def evaluate_agreement(classifier, items, directory, stem="report", title="Numbe
 
 def load_agreement_classifier(run_dir):
     """The `model.keras` of an agreement run (safe_mode: no Lambda, no pickle)."""
-    path = os.path.join(run_dir, "model.keras")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no model in {run_dir} (missing {path}); train one with "
-                                f"scripts/train_agreement.py.")
-    return keras.saving.load_model(path, safe_mode=True)
+    return load_run_model(run_dir, "textlstm train agreement")

@@ -9,7 +9,6 @@
 
 import logging
 import math
-import os
 
 import keras
 
@@ -19,7 +18,14 @@ from textlstm.data import read_lines, sentence_dataset, stream_dataset, tfds_lin
 from textlstm.data.streams import non_empty
 from textlstm.models import LanguageModel
 from textlstm.preprocessors import LanguageModelPreprocessor
-from textlstm.recipes.run_steps import build_backbone, fit_unless_done, plot_history, prepare_tokenizer, save_model
+from textlstm.recipes.run_steps import (
+    build_backbone,
+    fit_unless_done,
+    load_run_model,
+    plot_history,
+    prepare_tokenizer,
+    save_model,
+)
 from textlstm.runs import RunDirectory, read_run_config, write_text
 
 logger = logging.getLogger(__name__)
@@ -172,10 +178,7 @@ def train_language_model(config):
 
 def load_language_model(run_dir):
     """The `model.keras` of a run directory (safe_mode: no Lambda, no pickle)."""
-    path = os.path.join(run_dir, "model.keras")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no model in {run_dir} (missing {path}); train one with `textlstm train lm`.")
-    return keras.saving.load_model(path, safe_mode=True)
+    return load_run_model(run_dir, "textlstm train lm")
 
 
 def evaluate_language_model(lm, path, encoding="utf-8", mode="stream", batch_size=10, sequence_length=35, verbose=0):

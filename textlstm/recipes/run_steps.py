@@ -4,6 +4,8 @@ import logging
 import os
 import time
 
+import keras
+
 from textlstm import training
 from textlstm.models import LSTMBackbone
 from textlstm.reports import plot_curves
@@ -115,6 +117,7 @@ def build_backbone(config, vocabulary_size, bidirectional=False):
         dropout=config.dropout,
         kernel_initializer=config.kernel_initializer,
         recurrent_initializer=config.recurrent_initializer,
+        require_cudnn=config.cell_type != "peephole_lstm",  # choosing the peephole cell is choosing the slow kernel
     )
 
 
@@ -122,3 +125,15 @@ def save_model(model, run, name="model.keras"):
     """`run_dir/name`, written under a temporary name and renamed."""
     with atomic_path(run.file(name)) as tmp_path:
         model.save(tmp_path)
+
+
+def load_run_model(run_dir, train_command, hint=""):
+    """The `model.keras` of a run directory (safe_mode: no Lambda, no pickle).
+
+    Raises:
+        FileNotFoundError: naming the missing file, `hint` and the command that trains one.
+    """
+    path = os.path.join(run_dir, "model.keras")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no model in {run_dir} (missing {path}){hint}; train one with `{train_command}`.")
+    return keras.saving.load_model(path, safe_mode=True)

@@ -39,6 +39,7 @@ from textlstm.recipes.run_steps import (
     build_backbone,
     check_pretrained,
     fit_classifier,
+    load_run_model,
     prepare_tokenizer,
     pretrained_tokenizer,
 )
@@ -290,13 +291,9 @@ def train_sentiment(config):
 
 def load_classifier(run_dir):
     """The `model.keras` of a classifier run (safe_mode: no Lambda, no pickle)."""
-    path = os.path.join(run_dir, "model.keras")
-    if not os.path.exists(path):
-        fold = os.path.join(run_dir, "fold_1", "model.keras")
-        hint = f" (a cross-validation run: its models are in {run_dir}/fold_K/)" if os.path.exists(fold) else ""
-        raise FileNotFoundError(f"no model in {run_dir} (missing {path}){hint}; train one with "
-                                f"`textlstm train classifier`.")
-    return keras.saving.load_model(path, safe_mode=True)
+    fold = os.path.join(run_dir, "fold_1", "model.keras")
+    hint = f" (a cross-validation run: its models are in {run_dir}/fold_K/)" if os.path.exists(fold) else ""
+    return load_run_model(run_dir, "textlstm train classifier", hint)
 
 
 def read_labeled_file(path, num_classes, encoding="utf-8"):
