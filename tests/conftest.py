@@ -140,3 +140,12 @@ def template_number_items(pairs):
             subject=words[1], subject_index=1, verb_index=len(words),
             distance=len(words) - 1))
     return items
+
+
+@pytest.fixture
+def export_without_extras(monkeypatch):
+    """Exports skip the slow extras (the signature listing and op audit each run TensorFlow in a subprocess),
+    for tests of something else; tests/test_export.py and tests/test_serving.py check the extras."""
+    monkeypatch.setattr("textlstm.export._start_signature_listing", lambda export_dir: None)
+    monkeypatch.setattr("textlstm.export._finish_signature_listing", lambda process, export_dir: None)
+    monkeypatch.setattr("textlstm.serving.audit_ops", lambda export_dir: {"servable": True})

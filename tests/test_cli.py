@@ -9,7 +9,7 @@ from conftest import E2E_OVERRIDES
 from textlstm.cli import build_parser, main
 
 SUBCOMMANDS = [["quickstart"], ["tokenizer", "train"], ["train", "lm"], ["train", "classifier"], ["evaluate", "lm"],
-               ["evaluate", "classifier"], ["generate"], ["score"], ["predict"], ["export", "lm"],
+               ["evaluate", "classifier"], ["generate"], ["score"], ["predict"], ["export"],
                ["train", "agreement"], ["probe", "minimal-pairs"], ["probe", "syntaxgym"], ["probe", "number"],
                ["probe", "templates"], ["probe", "units"], ["inspect"]]
 
@@ -63,11 +63,17 @@ def test_score_generate_evaluate_export(trained_run, ptb_dir, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["tokens"] > 70000 and 10 < result["perplexity"] < 2000
 
-    assert main(["export", "lm", "--run-dir", str(trained_run), "--name", "ptb", "--base-dir", str(tmp_path)]) == 0
-    assert (tmp_path / "ptb" / "1" / "saved_model.pb").exists()
+    assert main(["export", str(trained_run), "--name", "ptb", "--base-dir", str(tmp_path)]) == 0
+    assert "signatures: ids, next_token, score, serving_default" in capsys.readouterr().out
+    extra = tmp_path / "ptb" / "1" / "assets.extra"
+    assert json.loads((extra / "op_audit.json").read_text())["servable"]
+    assert (extra / "tf_serving_warmup_requests").exists() and (extra / "saved_model_cli.txt").exists()
+    assert json.loads((extra / "textlstm_export.json").read_text())["description"]["test_perplexity"] > 1
+    assert main(["export", str(trained_run), "--name", "ptb", "--base-dir", str(tmp_path), "--version", "1"]) == 2
+    assert "ptb/1 exists; versions are never overwritten" in capsys.readouterr().err
 
 
-def test_probes_from_the_command_line(trained_run, shared_data, tmp_path, capsys):
+def test_probes_from_the_command_line(trained_run, shared_data, tmp_path, capsys, export_without_extras):
     """Each probe from a run directory, and the minimal pairs from its SavedModel too, as a user runs them."""
     run = str(trained_run)
     blimp = ["--blimp-dir", str(shared_data / "blimp"), "--paradigm", "regular_plural_subject_verb_agreement_1"]
@@ -78,7 +84,7 @@ def test_probes_from_the_command_line(trained_run, shared_data, tmp_path, capsys
     assert report["protocol"]["start_token"] == "</s>" and report["protocol"]["test_perplexity"] > 1
     assert (trained_run / "probes" / "minimal_pairs.png").exists()
 
-    assert main(["export", "lm", "--run-dir", run, "--name", "lm", "--base-dir", str(tmp_path)]) == 0
+    assert main(["export", run, "--name", "lm", "--base-dir", str(tmp_path)]) == 0
     capsys.readouterr()
     assert main(["probe", "minimal-pairs", "--saved-model", str(tmp_path / "lm" / "1"), *blimp,
                  "--output-dir", str(tmp_path / "served")]) == 0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from textlstm.cli import main
-from textlstm.export import export_scorer
+from textlstm.export import export_model
 from textlstm.models import LanguageModel, LSTMBackbone
 from textlstm.preprocessors import LanguageModelPreprocessor
 from textlstm.probes import KerasScorer, SavedModelScorer, load_scorer, prepare_ptb
@@ -101,9 +101,9 @@ def assert_same_scores(a, b):
 TEXTS = ["The company said it would buy shares.", "Mr. Smith isn't the chairman", "naïve café", ""]
 
 
-def test_run_directory_and_its_savedmodel_score_alike(trained_run, tmp_path):
+def test_run_directory_and_its_savedmodel_score_alike(trained_run, tmp_path, export_without_extras):
     """The two implementations of the scorer interface: a run dir, and its export through the CLI."""
-    assert main(["export", "lm", "--run-dir", str(trained_run), "--base-dir", str(tmp_path), "--name", "lm"]) == 0
+    assert main(["export", str(trained_run), "--base-dir", str(tmp_path), "--name", "lm"]) == 0
     keras_scorer = load_scorer(run_dir=str(trained_run))
     saved_scorer = load_scorer(saved_model=str(tmp_path / "lm" / "1"))
     assert isinstance(saved_scorer, SavedModelScorer)
@@ -117,9 +117,9 @@ def test_run_directory_and_its_savedmodel_score_alike(trained_run, tmp_path):
         load_scorer(run_dir=str(trained_run), saved_model=str(tmp_path / "lm" / "1"))
 
 
-def test_sentencepiece_export_scores_like_the_model(sentencepiece_lm, tmp_path):
-    export_scorer(sentencepiece_lm, str(tmp_path / "1"), description={"model": "test"})
+def test_sentencepiece_export_scores_like_the_model(sentencepiece_lm, tmp_path, export_without_extras):
+    export_dir = export_model(sentencepiece_lm, str(tmp_path), "lm", description={"model": "test"})
     keras_scores = KerasScorer(sentencepiece_lm).score(TEXTS)  # made after the export: a fresh op resource
-    assert_same_scores(keras_scores, SavedModelScorer(str(tmp_path / "1")).score(TEXTS))
-    with open(tmp_path / "1" / "assets.extra" / "textlstm_scorer.json") as f:
+    assert_same_scores(keras_scores, SavedModelScorer(export_dir).score(TEXTS))
+    with open(tmp_path / "lm" / "1" / "assets.extra" / "textlstm_scorer.json") as f:
         assert json.load(f)["tokenizer"] == "sentencepiece"

@@ -119,3 +119,16 @@ def test_inspect_a_bidirectional_classifier_run(classifier_run, tmp_path, capsys
     arrays = np.load(tmp_path / "text0.npz")
     assert arrays["layer0/backward/c"].shape == arrays["layer0/forward/c"].shape == (len(arrays["tokens"]), 16)
     assert (tmp_path / "text0_layer0_backward.png").exists() and "heatmap:" in capsys.readouterr().out
+
+
+def test_export_a_classifier_run_from_the_cli(classifier_run, tmp_path, capsys, export_without_extras):
+    import tensorflow as tf
+
+    assert main(["export", str(classifier_run), "--name", "sst2", "--base-dir", str(tmp_path)]) == 0
+    assert "signatures: ids, serving_default" in capsys.readouterr().out
+    texts = ["a gorgeous , witty , seductive movie .", "a dull , lifeless film ."]
+    served = tf.saved_model.load(str(tmp_path / "sst2" / "1")).signatures["serving_default"](texts=tf.constant(texts))
+    predictions = load_classifier(str(classifier_run)).predict(texts)
+    np.testing.assert_allclose(served["probabilities"].numpy(), predictions.probabilities, atol=1e-5)
+    assert [label.decode() for label in served["label"].numpy()] == predictions.labels
+    assert 'name: "sst2"' in (tmp_path / "models.config").read_text()

@@ -27,6 +27,7 @@ from textlstm.probes import KerasScorer, SavedModelScorer, TokenScores, load_sco
 from textlstm.preprocessors import ClassifierPreprocessor, LanguageModelPreprocessor  # noqa: E402
 from textlstm.recipes import (  # noqa: E402
     evaluate_language_model,
+    export_run,
     load_agreement_classifier,
     load_classifier,
     load_language_model,

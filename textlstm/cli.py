@@ -1,6 +1,6 @@
 """The `textlstm` command line: argparse subcommands over the public API.
 
-    textlstm quickstart                          PTB LM + a short SST-2 classifier + BLiMP subject-verb probe
+    textlstm quickstart                          PTB LM + a short SST-2 classifier + BLiMP probe + exports
     textlstm tokenizer train --input F ...       train a SentencePiece or word tokenizer
     textlstm train lm [--config C] [k=v ...]     train a language model into a run dir
     textlstm train lm --run-dir R epochs=N       resume or continue the run in R
@@ -11,7 +11,7 @@
     textlstm generate --run-dir R --prompt P     continue prompts
     textlstm score --run-dir R TEXT ...          per-token log-probs and surprisals
     textlstm predict --run-dir R TEXT ...        labels and probabilities of a classifier
-    textlstm export lm --run-dir R --name N      SavedModel under saved_models/N/VERSION
+    textlstm export R --name N                   any run's model as the next TF Serving version, saved_models/N/V
     textlstm probe minimal-pairs|syntaxgym|number|templates (--run-dir R | --saved-model D)
                                                  agreement probes; reports under R/probes/ or --output-dir
     textlstm probe units --run-dir R             diagnostic classifiers, number units: ablation, patching
@@ -24,14 +24,15 @@ import logging
 import os
 import sys
 
+import tensorflow as tf
+
 from textlstm.config import AgreementConfig, LanguageModelConfig, SentimentConfig, load_config
 from textlstm.data import read_lines
-from textlstm.export import export_scorer, next_version_dir
 from textlstm.probes import KerasScorer, load_scorer
-from textlstm.probes.scorer import run_description
 from textlstm.recipes import probes
 from textlstm.recipes.agreement import train_agreement
 from textlstm.recipes.language_model import evaluate_run, load_language_model, train_language_model
+from textlstm.recipes.run_steps import export_run
 from textlstm.recipes.sentiment import accuracy_summary, evaluate_classifier_run, load_classifier, train_sentiment
 from textlstm.runs import CONFIG_FILE
 from textlstm.tokenizers import save_tokenizer, train_tokenizer
@@ -58,6 +59,26 @@ def cmd_quickstart(args):
                                         linguistics_terms=["subject_verb_agreement"])
     print_accuracy_rows([result["overall"], *result["by_paradigm"]])
     print(f"BLiMP subject-verb agreement report: {os.path.join(output_dir, 'minimal_pairs.md')}")
+    print()
+    classifier_dir = run_config(SentimentConfig, argparse.Namespace(config=args.classifier_config, overrides=[])).run_dir
+    for run_dir, name in ((lm_config.run_dir, "quickstart_lm"), (classifier_dir, "quickstart_sst2")):
+        print_served(export_run(run_dir, name, args.base_dir), QUICKSTART_SENTENCES)
+
+
+QUICKSTART_SENTENCES = ["the company said it would buy shares", "a gorgeous , witty , seductive movie ."]
+
+
+def print_served(version_dir, texts):
+    """Reloads an export as TF Serving would (tf.saved_model.load) and prints its serving_default answers."""
+    outputs = tf.saved_model.load(version_dir).signatures["serving_default"](texts=tf.constant(texts))
+    print(f"exported to {version_dir}; its serving_default signature answers:")
+    for row, text in enumerate(texts):
+        if "label" in outputs:
+            print(f"  {text!r}: {outputs['label'][row].numpy().decode()} "
+                  f"(p = {outputs['probabilities'][row].numpy().max():.3f})")
+        else:
+            print(f"  {text!r}: log-prob {outputs['sentence_log_prob'][row].numpy():.2f} nats, mean surprisal "
+                  f"{outputs['mean_surprisal'][row].numpy():.2f} bits over {outputs['lengths'][row].numpy()} tokens")
 
 
 def cmd_train_lm(args):
@@ -170,11 +191,12 @@ def cmd_score(args):
                 print(f"  {token:<20} {surprisal:8.3f} bits")
 
 
-def cmd_export_lm(args):
-    lm = load_language_model(args.run_dir)
-    export_dir = next_version_dir(args.base_dir, args.name)
-    export_scorer(lm, export_dir, description=run_description(args.run_dir))
-    print(f"exported to {export_dir}")
+def cmd_export(args):
+    version_dir = export_run(args.run_dir, args.name, args.base_dir, args.top_k, args.version)
+    with open(os.path.join(version_dir, "assets.extra", "textlstm_export.json"), encoding="utf-8") as f:
+        signatures = json.load(f)["signatures"]
+    print(f"exported to {version_dir} (signatures: {', '.join(signatures)}); TF Serving config: "
+          f"{os.path.join(args.base_dir, 'models.config')}")
 
 
 def cmd_probe(args):
@@ -261,6 +283,7 @@ def build_parser():
     add_config_args(p, "ptb_quickstart")
     p.add_argument("--classifier-config", default="sst2_quickstart", help="the classifier's config (default: %(default)s)")
     p.add_argument("--blimp-dir", default=probes.DEFAULT_BLIMP_DIR, help="BLiMP, probed at the end (default: %(default)s)")
+    p.add_argument("--base-dir", default="saved_models", help="where both models are exported (default: %(default)s)")
     p.set_defaults(func=cmd_quickstart)
 
     tokenizer = commands.add_parser("tokenizer", help="tokenizer commands").add_subparsers(dest="action", required=True)
@@ -333,12 +356,14 @@ def build_parser():
     p.add_argument("--format", choices=("table", "jsonl"), default="table")
     p.set_defaults(func=cmd_predict)
 
-    export = commands.add_parser("export", help="export commands").add_subparsers(dest="task", required=True)
-    p = export.add_parser("lm", help="export a raw-text scorer SavedModel")
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--name", required=True, help="model name: saved_models/NAME/VERSION")
-    p.add_argument("--base-dir", default="saved_models")
-    p.set_defaults(func=cmd_export_lm)
+    p = commands.add_parser("export", help="export a run's model (any task) as the next version of BASE/NAME "
+                                           "for TF Serving: raw strings in, tokenization in the graph")
+    p.add_argument("run_dir", help="a run directory with model.keras")
+    p.add_argument("--name", required=True, help="model name: BASE/NAME/VERSION")
+    p.add_argument("--base-dir", default="saved_models", help="default: %(default)s")
+    p.add_argument("--top-k", type=int, default=10, help="a language model's next_token candidates (default: 10)")
+    p.add_argument("--version", type=int, help="the version number (default: the next free one; never overwritten)")
+    p.set_defaults(func=cmd_export)
 
     probe = commands.add_parser("probe", help="agreement probes on a language model").add_subparsers(
         dest="probe", required=True)

@@ -62,8 +62,13 @@ class Preprocessor(keras.layers.Layer):
 
     def tokenize(self, texts, add_end_token=None):
         """Strings `(batch,)` -> ragged int32 ids `(batch, None)` with start (and end) tokens."""
+        return self.frame(self.tokenizer.tokenize(texts), add_end_token)
+
+    def frame(self, ids, add_end_token=None):
+        """A text's token ids, ragged `(batch, None)`, as the model reads them: cut to
+        `sequence_length`, the start token first, `</s>` last if `add_end_token`."""
         add_end_token = self.add_end_token if add_end_token is None else add_end_token
-        ids = tf.cast(self.tokenizer.tokenize(texts), "int32")  # ragged (batch, None)
+        ids = tf.cast(ids, "int32")
         if self.sequence_length is not None:
             ids = ids[:, : self.sequence_length]
         parts = [tf.fill([ids.nrows(), 1], self.start_token_id), ids]

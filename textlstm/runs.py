@@ -233,3 +233,14 @@ def read_run_config(config_class, run_dir):
     if not os.path.exists(path):
         raise FileNotFoundError(f"no run in {run_dir} (missing {path}).")
     return load_config(config_class, path)
+
+
+def run_description(run_dir):
+    """The facts of a run directory that reports and exports carry: its path and its test metric, if finished."""
+    description = {"model": os.path.abspath(run_dir)}
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    if os.path.exists(metrics_path):
+        with open(metrics_path, encoding="utf-8") as f:
+            metrics = json.load(f)
+        description.update({key: metrics[key] for key in ("test_perplexity", "test_accuracy") if key in metrics})
+    return description

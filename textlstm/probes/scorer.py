@@ -51,6 +51,7 @@ import numpy as np
 import tensorflow as tf
 
 from textlstm.export import SCORER_METADATA, scorer_metadata
+from textlstm.runs import run_description
 
 logger = logging.getLogger(__name__)
 
@@ -329,7 +330,7 @@ class KerasScorer(Scorer):
 
 
 class SavedModelScorer(Scorer):
-    """A scorer over a SavedModel written by `textlstm export lm` (needs only TF and TF Text).
+    """A scorer over a language model's SavedModel written by `textlstm export` (needs only TF and TF Text).
 
     Reads the tokenizer's vocabulary and conventions from the export's
     `assets.extra/textlstm_scorer.json` and calls its `serving_default` signature.
@@ -347,10 +348,10 @@ class SavedModelScorer(Scorer):
         metadata_path = os.path.join(export_dir, SCORER_METADATA)
         if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
             raise FileNotFoundError(f"no SavedModel in {export_dir} (missing saved_model.pb); "
-                                    f"write one with `textlstm export lm --run-dir RUN`.")
+                                    f"write one with `textlstm export RUN --name NAME`.")
         if not os.path.exists(metadata_path):
             raise FileNotFoundError(f"{metadata_path} is missing: the export predates scorer metadata; "
-                                    f"export the run again with `textlstm export lm`.")
+                                    f"export the language model run again with `textlstm export RUN --name NAME`.")
         with open(metadata_path, encoding="utf-8") as f:
             metadata = json.load(f)
         description = dict(metadata.get("description", {}), model=os.path.abspath(export_dir))
@@ -360,16 +361,6 @@ class SavedModelScorer(Scorer):
 
     def _score_batch(self, texts):
         return {k: v.numpy() for k, v in self._signature(texts=tf.constant(texts)).items()}
-
-
-def run_description(run_dir):
-    """The facts of an LM run directory that reports carry: its path and its test perplexity."""
-    description = {"model": os.path.abspath(run_dir)}
-    metrics_path = os.path.join(run_dir, "metrics.json")
-    if os.path.exists(metrics_path):
-        with open(metrics_path, encoding="utf-8") as f:
-            description["test_perplexity"] = json.load(f).get("test_perplexity")
-    return description
 
 
 def load_scorer(run_dir=None, saved_model=None, prepare="auto"):

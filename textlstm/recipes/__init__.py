@@ -8,3 +8,4 @@ from textlstm.recipes.language_model import (
 )
 from textlstm.recipes.sentiment import evaluate_classifier_run, load_classifier, train_sentiment
 from textlstm.recipes.agreement import evaluate_agreement, load_agreement_classifier, train_agreement
+from textlstm.recipes.run_steps import export_run

@@ -7,9 +7,10 @@ import time
 import keras
 
 from textlstm import training
+from textlstm.export import export_model
 from textlstm.models import LSTMBackbone
 from textlstm.reports import plot_curves
-from textlstm.runs import atomic_path
+from textlstm.runs import atomic_path, run_description
 from textlstm.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -137,3 +138,14 @@ def load_run_model(run_dir, train_command, hint=""):
     if not os.path.exists(path):
         raise FileNotFoundError(f"no model in {run_dir} (missing {path}){hint}; train one with `{train_command}`.")
     return keras.saving.load_model(path, safe_mode=True)
+
+
+def export_run(run_dir, name, base_dir="saved_models", top_k=10, version=None):
+    """Exports a run's model (any task) as a version of `base_dir/name` (the next free one by default).
+
+    The export's `assets.extra/` keeps the run directory and its test
+    metric (perplexity or accuracy), which probe reports quote. Returns the
+    version's directory.
+    """
+    model = load_run_model(run_dir, "textlstm train lm|classifier|agreement")
+    return export_model(model, base_dir, name, description=run_description(run_dir), top_k=top_k, version=version)
