@@ -150,7 +150,7 @@ def test_language_model_signatures_served_as_tf_serving_runs_them(models, name, 
 
 
 @pytest.mark.parametrize("name", ["sentiment", "agreement"])
-def test_classifier_signatures_served_as_tf_serving_runs_them(models, name, tmp_path):
+def test_classifier_signatures_served_as_tf_serving_runs_them(models, name, tmp_path, export_without_extras):
     classifier = models[name]
     version_dir = export_model(classifier, str(tmp_path), name)
     predictions = classifier.predict(TEXTS)

@@ -124,7 +124,7 @@ def rest_request(inputs, signature_name="serving_default", columnar=False):
 
 
 def parse_rest_response(body):
-    """A REST predict response (dict or JSON text) -> dict output name -> numpy array (strings as str)."""
+    """A REST predict response (dict or JSON text) -> dict output name -> numpy array (str; bytes if not UTF-8)."""
     body = json.loads(body) if isinstance(body, (str, bytes)) else body
     if "error" in body:
         raise ValueError(f"TF Serving answered with an error: {body['error']}")
@@ -160,7 +160,7 @@ def predict_request(model_name, inputs, signature_name="serving_default", versio
 
 
 def parse_predict_response(response):
-    """A gRPC `PredictResponse` -> dict output name -> numpy array (strings as str)."""
+    """A gRPC `PredictResponse` -> dict output name -> numpy array (str; bytes if not UTF-8)."""
     outputs = {}
     for name, proto in response.outputs.items():
         array = tf.make_ndarray(proto)
