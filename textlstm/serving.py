@@ -77,12 +77,17 @@ def _json_string(value):
         return {"b64": base64.b64encode(value).decode("ascii")}
 
 
+def _as_array(values):
+    """`np.asarray`, keeping a mix of str and non-ASCII bytes as an object array."""
+    try:
+        return np.asarray(values)
+    except UnicodeDecodeError:
+        return np.asarray(values, dtype=object)
+
+
 def to_jsonable(values):
     """An array as nested lists for JSON; strings as text, or `{"b64": ...}` where they are not UTF-8."""
-    try:
-        values = np.asarray(values)
-    except UnicodeDecodeError:  # bytes that are not ASCII beside str
-        values = np.asarray(values, dtype=object)
+    values = _as_array(values)
     if values.dtype.kind in "SO" and values.size:
         return np.vectorize(_json_string, otypes=[object])(values).tolist()
     return values.tolist()
@@ -90,11 +95,7 @@ def to_jsonable(values):
 
 def _array(values):
     """A JSON value (nested lists) as a numpy array, `{"b64": ...}` strings as bytes."""
-    values = _from_json(values)
-    try:
-        return np.asarray(values)
-    except UnicodeDecodeError:  # bytes that are not ASCII beside str
-        return np.asarray(values, dtype=object)
+    return _as_array(_from_json(values))
 
 
 def _from_json(value):
