@@ -11,7 +11,6 @@ Prints one Markdown table with the CPU model.
 """
 
 import argparse
-import platform
 import statistics
 import tempfile
 import time
@@ -22,17 +21,10 @@ import tensorflow as tf
 from textlstm.probes import KerasScorer
 from textlstm.recipes import export_run
 from textlstm.recipes.run_steps import load_run_model
+from textlstm.training import cpu_description
 
 SENTENCE = "a gorgeous , witty , seductive movie that never forgets its audience ."
 BATCH = 64
-
-
-def cpu_model():
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def latency(call, repeats):
@@ -95,7 +87,7 @@ def main():
         rows.append(row("language model: `KerasScorer.score` (Keras, in process)",
                         latency(lambda: scorer.score([SENTENCE]), args.repeats),
                         throughput(lambda t: scorer.score(t, batch_size=BATCH), batch, 20)))
-    print(f"CPU: {cpu_model()}; TensorFlow {tf.__version__}; sentence: {SENTENCE!r}")
+    print(f"CPU: {cpu_description()}; TensorFlow {tf.__version__}; sentence: {SENTENCE!r}")
     print("| model and call | one sentence p50 (ms) | p99 (ms) | batch of 64 (sentences/s) |")
     print("|---|---|---|---|")
     print("\n".join(rows))

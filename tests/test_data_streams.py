@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from textlstm.data import batchify, sentence_dataset, stream_dataset, stream_windows, token_stream
+from textlstm.data import (
+    batchify,
+    file_stream_dataset,
+    sentence_dataset,
+    stream_dataset,
+    stream_windows,
+    token_stream,
+)
 from textlstm.preprocessors import LanguageModelPreprocessor
 from textlstm.tokenizers import BOS_ID, EOS_ID, WordTokenizer
 
@@ -93,3 +100,82 @@ def test_stream_skips_blank_lines_and_names_its_source_in_errors():
         stream_dataset(preprocessor, ["a b c"] * 3, batch_size=2, sequence_length=35, source="test.txt")
     with pytest.raises(ValueError, match=r"train.txt: no non-empty lines"):
         sentence_dataset(sentence_preprocessor(tokenizer), [""], batch_size=2, source="train.txt")
+
+
+def file_windows(preprocessor, paths, batch_size, sequence_length):
+    return list(file_stream_dataset(preprocessor, paths, batch_size, sequence_length).as_numpy_iterator())
+
+
+def test_file_streams_hold_every_line_once_in_order(tmp_path, ptb_lines, word_tokenizer):
+    """Each row continues from window to window; the rows' tokens are, in order, the in-memory stream of the file."""
+    preprocessor = stream_preprocessor(word_tokenizer)
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("\n".join(ptb_lines[:150]) + "\n\n  \n", encoding="utf-8")  # blank lines are skipped
+    second.write_text("\n".join(ptb_lines[150:300]) + "\n", encoding="utf-8")
+    batch_size, length = 4, 7
+    windows = file_windows(preprocessor, [str(first), str(second)], batch_size, length)
+    x = np.concatenate([w[0] for w in windows], axis=1)  # (batch, windows * length)
+    y = np.concatenate([w[1] for w in windows], axis=1)
+    assert x.shape[0] == batch_size and all(w[2].min() == 1.0 for w in windows)
+    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])  # y is x shifted, across window edges too
+    rows = np.concatenate([x, y[:, -1:]], axis=1)  # each stream's tokens, as read
+    assert (rows[:, 0] == EOS_ID).all()  # every stream opens with </s>: its first line follows </s>
+    whole = token_stream(preprocessor, ptb_lines[:300])
+    # Each row is the in-memory stream from one line on, and the rows come in file order (the shortest
+    # stream ends the epoch, so a row may stop before the next row's first line).
+    line_starts = np.flatnonzero(whole == EOS_ID)
+    position = 0
+    for row in rows:
+        matches = [start for start in line_starts[line_starts >= position]
+                   if np.array_equal(whole[start : start + len(row)], row)]
+        assert matches, "a row is not a stretch of the file's stream"
+        position = matches[0] + len(row)
+    tokens = sum(len(ids) for ids in preprocessor.encode_lines(ptb_lines[:300], add_start_token=False))
+    assert rows.size > 0.8 * tokens  # an epoch ends with the shortest stream: little is left out
+
+
+def test_file_streams_report_bad_bytes_and_too_little_text_before_training(tmp_path, word_tokenizer):
+    preprocessor = stream_preprocessor(word_tokenizer)
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"the company\nprofits \xff rose\n")
+    with pytest.raises(ValueError, match=r"bad.txt:2: bytes b'\\xff' at column 9 are not valid utf-8"):
+        file_stream_dataset(preprocessor, str(bad), 2, 5)
+    short = tmp_path / "short.txt"
+    short.write_text("one line\n\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="short.txt: 1 non-empty lines, too few for batch_size=2"):
+        file_stream_dataset(preprocessor, str(short), 2, 5)
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        file_stream_dataset(preprocessor, str(tmp_path / "missing.txt"), 2, 5)
+
+
+MEMORY_SCRIPT = """
+import resource, sys
+from textlstm.data import file_stream_dataset
+from textlstm.preprocessors import LanguageModelPreprocessor
+from textlstm.tokenizers import WordTokenizer
+tokenizer = WordTokenizer.from_texts(["the company said profits rose in the quarter"] * 2)
+preprocessor = LanguageModelPreprocessor.for_mode(tokenizer, "stream")
+preprocessor.tokenize(["warm up"])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+windows = sum(1 for _ in file_stream_dataset(preprocessor, sys.argv[1], 20, 35))
+print(windows, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+
+
+def test_memory_does_not_grow_with_the_file(tmp_path):
+    """Streaming 2 MB and 10 MB files: every window comes, and peak memory grows by the same (pipeline) amount;
+    holding the text (Python strings, then ids) would add far more than 4 MB for the 8 MB more."""
+    import subprocess
+    import sys
+
+    line = "the company said profits rose sharply in the third quarter of the year\n"  # 13 words and </s>
+    growth = {}
+    for megabytes in (2, 10):
+        path = tmp_path / f"{megabytes}.txt"
+        lines = megabytes * 1_000_000 // len(line)
+        path.write_text(line * lines, encoding="utf-8")
+        result = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(path)], capture_output=True, text=True,
+                                timeout=600, check=True)
+        windows, growth[megabytes] = map(int, result.stdout.split())
+        assert windows >= 0.95 * lines * 14 / (20 * 35)  # every stream read to (about) its end
+    assert growth[10] - growth[2] < 4_000_000, growth

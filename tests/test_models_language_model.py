@@ -9,7 +9,7 @@ from textlstm.data import stream_windows
 from textlstm.models import LanguageModel, LSTMBackbone
 from textlstm.preprocessors import LanguageModelPreprocessor
 from textlstm.probes import KerasScorer
-from textlstm.tokenizers import EOS_ID
+from textlstm.tokenizers import EOS_ID, WordTokenizer
 
 
 def test_score_matches_log_softmax_of_logits(tiny_lm):
@@ -98,9 +98,29 @@ def test_generate_samplers(tiny_lm):
     assert len(set(sampled)) > 1  # high temperature, distinct rows
     assert len(tiny_lm.generate([""], max_length=4, sampler="top_p", p=0.5, seed=0)) == 1
     with pytest.raises(ValueError, match="`sampler` must be one of"):
-        tiny_lm.generate(["the"], sampler="beam")
+        tiny_lm.generate(["the"], sampler="nucleus")
+    with pytest.raises(ValueError, match="`num_beams` must be a positive int, received 0"):
+        tiny_lm.generate(["the"], sampler="beam", num_beams=0)
     with pytest.raises(ValueError, match="`temperature` must be positive, received 0"):
         tiny_lm.generate(["the"], temperature=0)
+
+
+def test_beam_search_finds_the_most_probable_continuation():
+    """With as many beams as tokens, two steps of beam search are exhaustive: the brute-force argmax."""
+    keras.utils.set_random_seed(7)
+    word_tokenizer = WordTokenizer.from_texts(["the company said profits rose in the quarter"])
+    vocabulary_size = word_tokenizer.vocabulary_size()
+    lm = LanguageModel(LSTMBackbone(vocabulary_size, embedding_dim=8, hidden_dim=8, num_layers=1),
+                       preprocessor=LanguageModelPreprocessor.for_mode(word_tokenizer, "stream"))
+    lm.output_bias.assign(np.where(np.arange(vocabulary_size) == EOS_ID, -50.0, 0.0))  # never stop early
+    prompt = lm.preprocessor.prompt(tf.constant(["the company"])).to_tensor()  # (1, prompt length)
+    candidates = np.array([(a, b) for a in range(4, vocabulary_size) for b in range(4, vocabulary_size)], "int32")
+    ids = np.concatenate([np.repeat(prompt.numpy(), len(candidates), axis=0), candidates], axis=1)
+    totals = lm.token_log_probs(ids).numpy()[:, -2:].sum(axis=1)
+    best = word_tokenizer.detokenize(tf.constant(ids[[np.argmax(totals)], 1:])).numpy()[0].decode()
+    assert lm.generate(["the company"], max_length=2, sampler="beam", num_beams=vocabulary_size) == [best]
+    assert (lm.generate(["the company"], max_length=6, sampler="beam", num_beams=1)
+            == lm.generate(["the company"], max_length=6, sampler="greedy"))
 
 
 def test_generation_stops_at_eos(word_tokenizer):

@@ -14,7 +14,7 @@ from textlstm.runs import RunDirectory, atomic_path
 TINY = {
     "max_train_lines": 300, "max_eval_lines": 60, "embedding_dim": 16, "hidden_dim": 16, "num_layers": 1,
     "batch_size": 8, "eval_batch_size": 8, "sequence_length": 10, "sampled_softmax": 0, "epochs": 2,
-    "lr_decay_start_epoch": 2, "early_stopping_patience": 0, "num_samples": 1, "verbose": 0,
+    "lr_decay_start_epoch": 2, "early_stopping_patience": 0, "num_samples": 1, "verbose": 0, "jit_compile": "false",
 }
 
 

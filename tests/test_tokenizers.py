@@ -91,3 +91,17 @@ def test_save_and_load_round_trip(tmp_path, ptb_lines, kind):
     assert restored.get_vocabulary() == tokenizer.get_vocabulary()
     texts = tf.constant(ptb_lines[:10])
     assert restored.tokenize(texts).to_list() == tokenizer.tokenize(texts).to_list()
+
+
+@pytest.mark.parametrize("kind", ["word", "sentencepiece"])
+def test_literal_control_tokens_in_text_never_become_control_ids(kind, word_tokenizer, ptb_lines):
+    """'<pad>', '<s>' and '</s>' typed in a text are words: no masked id, no fake sentence boundary."""
+    from textlstm.preprocessors import LanguageModelPreprocessor
+
+    tokenizer = word_tokenizer if kind == "word" else train_sentencepiece(texts=ptb_lines, vocabulary_size=300)
+    texts = ["the <pad> company </s> said <s> so", "<pad>"]
+    for ids in tokenizer.tokenize(tf.constant(texts)).to_list() + [tokenizer.tokenize("</s>").numpy().tolist()]:
+        assert ids and not {0, 2, 3} & set(ids), ids
+    framed = LanguageModelPreprocessor.for_mode(tokenizer, "sentence")(tf.constant(texts)).numpy()
+    assert (framed[:, 0] == 2).all() and ((framed == 3).sum(axis=1) == 1).all()  # one <s>, one </s> a row
+    assert (framed[0] != 0).all()  # the longest row: no padding inside it

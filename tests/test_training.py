@@ -12,13 +12,28 @@ def test_epoch_decay_schedule():
     assert [schedule(e) for e in range(5)] == [1.0, 1.0, 0.5, 0.25, 0.125]
 
 
-def test_resolve_jit_compile_on_cpu():
-    assert training.resolve_jit_compile("true") is True
-    assert training.resolve_jit_compile("false") is False
-    assert training.resolve_jit_compile("auto", sampled_softmax=0, hidden_dim=200) is True  # measured faster
-    assert training.resolve_jit_compile("auto", sampled_softmax=0, hidden_dim=650) is False  # measured slower
-    assert training.resolve_jit_compile("auto", sampled_softmax=1024) is False  # XLA cannot compile the sampler
-    assert training.resolve_jit_compile("auto", sampled_softmax=0, mode="sentence") is False  # a shape per bucket
+def test_jit_compile_is_forced_or_measured_on_this_machine():
+    from textlstm.data import stream_windows
+    from textlstm.models import LanguageModel, LSTMBackbone
+
+    built = []
+
+    def build(jit_compile):
+        built.append(jit_compile)
+        lm = LanguageModel(LSTMBackbone(40, embedding_dim=8, hidden_dim=8, num_layers=1))
+        lm.compile(keras.optimizers.SGD(1.0), carry_state=True, jit_compile=jit_compile)
+        return lm
+
+    data = stream_windows(np.random.RandomState(0).randint(4, 40, size=800), batch_size=4, sequence_length=10)
+    assert training.choose_jit_compile("true", build, data)[0] is True and not built
+    assert training.choose_jit_compile("false", build, data)[0] is False and not built
+    assert training.choose_jit_compile("auto", build, data, sampled_softmax=64) == (False, {
+        "setting": "auto", "cpu": training.cpu_description()})  # XLA cannot compile the sampler: not measured
+    assert training.choose_jit_compile("auto", build, data, mode="sentence")[0] is False and not built
+    chosen, choice = training.choose_jit_compile("auto", build, data, steps=3)
+    assert built == [False, True]
+    assert chosen == (choice["ms_per_step"]["xla"] < choice["ms_per_step"]["no_xla"])
+    assert "logical cores" in choice["cpu"]
 
 
 def test_optimizer_clips_by_default():

@@ -173,7 +173,8 @@ def cmd_generate(args):
     lm = load_language_model(args.run_dir)
     prompts = args.prompt or [""]
     texts = lm.generate(prompts * args.num_samples, max_length=args.max_length, sampler=args.sampler,
-                        temperature=args.temperature, k=args.top_k, p=args.top_p, seed=args.seed)
+                        temperature=args.temperature, k=args.top_k, p=args.top_p, seed=args.seed,
+                        num_beams=args.num_beams)
     for text in texts:
         print(text)
 
@@ -331,10 +332,11 @@ def build_parser():
     p.add_argument("--prompt", action="append", help="a prompt (repeatable); default: from scratch")
     p.add_argument("--num-samples", type=int, default=1, help="samples per prompt")
     p.add_argument("--max-length", type=int, default=30, help="new tokens at most")
-    p.add_argument("--sampler", choices=("greedy", "top_k", "top_p"), default="top_p")
+    p.add_argument("--sampler", choices=("greedy", "top_k", "top_p", "beam"), default="top_p")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=40)
     p.add_argument("--top-p", type=float, default=0.9)
+    p.add_argument("--num-beams", type=int, default=4, help="beams kept by --sampler beam")
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=cmd_generate)
 

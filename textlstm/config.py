@@ -155,6 +155,7 @@ class LanguageModelConfig(RunConfig):
 
     # Batching.
     mode: str = setting("stream", Choice("stream", "sentence"))  # "stream" = truncated BPTT over B streams; "sentence" = padded lines.
+    stream_from_file: bool = setting(False)  # Stream mode: read train_file as training consumes it (larger than memory); the tokenizer learns from its first max_train_lines lines.
     batch_size: int = setting(20, Positive())  # Zaremba et al. (2014).
     eval_batch_size: int = setting(20, Positive())  # Trimming + each row's first token: < 40 of ~80k tokens go unscored.
     sequence_length: int = setting(35, Positive())  # BPTT window of Zaremba et al. (2014).
@@ -166,7 +167,7 @@ class LanguageModelConfig(RunConfig):
     lr_decay_factor: float = setting(0.25, Range(0, 1, low_open=True))  # The /4 annealing of word_language_model.
     lr_decay_start_epoch: int = setting(4, Positive())  # 1-based; we have fewer epochs than Zaremba's 13, so decay sooner.
     lr_decay_patience: int = setting(0, NonNegative())  # "plateau" only: epochs without improvement before decaying.
-    jit_compile: str = setting("auto", Choice("auto", "true", "false"))  # "auto" = XLA on CPU where measured faster (BENCHMARKS.md).
+    jit_compile: str = setting("auto", Choice("auto", "true", "false"))  # "auto": timed on this machine before training (training.choose_jit_compile).
 
     run_dir: str = setting("runs/ptb_small", continuable=True)
     num_samples: int = setting(3, NonNegative(), continuable=True)  # Generated samples printed and stored after training.
@@ -184,6 +185,10 @@ class LanguageModelConfig(RunConfig):
             raise ValueError(f"{source}: field `jit_compile=true` cannot compile `sampled_softmax="
                              f"{self.sampled_softmax}` (XLA has no kernel for TF's candidate sampler); "
                              f"set sampled_softmax=0 or jit_compile to auto or false.")
+        if self.stream_from_file and (self.mode != "stream" or self.tfds_name or not self.max_train_lines):
+            raise ValueError(f"{source}: field `stream_from_file=true` needs mode=stream, no tfds_name and "
+                             f"max_train_lines > 0 (the lines the tokenizer learns from), received mode="
+                             f"{self.mode!r}, tfds_name={self.tfds_name!r}, max_train_lines={self.max_train_lines}.")
         if self.tie_weights and self.embedding_dim != self.hidden_dim:
             raise ValueError(f"{source}: field `tie_weights=true` needs embedding_dim == hidden_dim, received "
                              f"embedding_dim={self.embedding_dim}, hidden_dim={self.hidden_dim}.")

@@ -215,12 +215,19 @@ def train_sentencepiece(
     return SentencePieceTokenizer(proto=model.getvalue())
 
 
+def _control_ids_to_unk(ids):
+    control = tf.logical_or(tf.equal(ids, PAD_ID), tf.logical_or(tf.equal(ids, BOS_ID), tf.equal(ids, EOS_ID)))
+    return tf.where(control, tf.constant(UNK_ID, ids.dtype), ids)
+
+
 @keras.saving.register_keras_serializable(package="textlstm")
 class WordTokenizer(keras_hub.tokenizers.Tokenizer):
     """Whitespace word tokenizer over a fixed vocabulary, for corpora like PTB.
 
     Runs in-graph: `tf.strings.split` then a Keras `StringLookup`; unknown
-    words map to `<unk>` (id 1), so a corpus's own `<unk>` stays `<unk>`.
+    words map to `<unk>` (id 1), so a corpus's own `<unk>` stays `<unk>`,
+    and so do literal `<pad>`, `<s>` and `</s>` words: the control ids come
+    only from the preprocessor.
 
     Args:
         vocabulary: list of tokens, or a path to a file with one token a
@@ -320,7 +327,11 @@ class WordTokenizer(keras_hub.tokenizers.Tokenizer):
         if self.lowercase:
             inputs = tf.strings.lower(inputs)
         words = tf.strings.split(inputs)  # (batch, None) ragged, or (None,) for a scalar
-        return tf.cast(self._lookup(words), "int32")
+        ids = tf.cast(self._lookup(words), "int32")
+        # A literal "<pad>", "<s>" or "</s>" in a text is an unknown word, never a control id: as <pad> it
+        # would be masked away, as <s> or </s> it would fake a text boundary.
+        return tf.ragged.map_flat_values(_control_ids_to_unk, ids) if isinstance(ids, tf.RaggedTensor) \
+            else _control_ids_to_unk(ids)
 
     def tokenize_with_offsets(self, inputs):
         """Strings `(batch,)` -> ragged ids, start and end byte offsets of each word, each `(batch, None)`.

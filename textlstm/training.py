@@ -3,6 +3,7 @@
 import csv
 import logging
 import os
+import platform
 import time
 
 import keras
@@ -11,23 +12,77 @@ import tensorflow as tf
 logger = logging.getLogger(__name__)
 
 
-XLA_MAX_HIDDEN_DIM = 256  # measured faster at 200, slower at 650 (BENCHMARKS.md); between: untested
+def cpu_description():
+    """The CPU as benchmarks and speed choices record it: model name, family/model, vector extensions, cores."""
+    fields, flags = {}, set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model") and key not in fields:
+                    fields[key] = value.strip()
+                elif key == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        return f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores"
+    vector = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), "no AVX2")
+    return (f"{fields.get('model name', 'unknown CPU')} (family {fields.get('cpu family', '?')} model "
+            f"{fields.get('model', '?')}, {vector}), {os.cpu_count()} logical cores")
 
 
-def resolve_jit_compile(setting, sampled_softmax=0, hidden_dim=200, mode="stream"):
-    """"true"/"false" force XLA; "auto" turns it on only where it measured faster.
+def xla_is_measured(setting, sampled_softmax=0, mode="stream"):
+    """Whether `jit_compile=setting` leaves XLA to a measurement on this machine (`choose_jit_compile`).
 
-    On CPU, for full-softmax training on fixed-shape BPTT windows, XLA
-    measured 1.7x faster with 2x200 LSTMs and 1.75x slower with 2x650
-    (BENCHMARKS.md), so "auto" turns it on up to `XLA_MAX_HIDDEN_DIM`.
-    It stays off with sampled softmax (XLA has no kernel for TF's candidate
-    sampler), in sentence mode (every bucket shape would compile again) and
-    on a GPU (the fused cuDNN kernel, which XLA cannot compile, is faster).
+    "true"/"false" force it. "auto" measures it only where it can help: on a
+    CPU, with the full softmax (XLA has no kernel for TF's candidate
+    sampler), on the fixed-shape windows of stream mode (in sentence mode
+    every bucket shape would compile again); on a GPU it stays off (the fused
+    cuDNN kernel, which XLA cannot compile, is faster).
     """
-    if setting in ("true", "false"):
-        return setting == "true"
     on_cpu = not tf.config.list_physical_devices("GPU")
-    return on_cpu and mode == "stream" and not sampled_softmax and hidden_dim <= XLA_MAX_HIDDEN_DIM
+    return setting == "auto" and on_cpu and mode == "stream" and not sampled_softmax
+
+
+def choose_jit_compile(setting, build_compiled_model, data, steps=5, **measure):
+    """XLA on or off for a training run: forced by `setting`, or timed here when `xla_is_measured`.
+
+    Whether XLA speeds a training step up depends on the CPU, not only on
+    the model: for 2x200 LSTMs it measured 1.7x faster on one Intel machine
+    and 1.7x slower on an AMD EPYC (issue 11), so it is never fixed from one
+    machine's numbers. "auto" times `steps` training steps (after a warm-up
+    that traces and compiles) of two throwaway models, without and with
+    XLA, on the run's own data, and keeps the faster.
+
+    Args:
+        setting: "auto", "true" or "false".
+        build_compiled_model: function of `jit_compile` (bool) returning a
+            fresh compiled model (the run's model stays untouched).
+        data: the training dataset.
+        steps: timed steps per variant.
+        **measure: `xla_is_measured`'s keyword arguments.
+
+    Returns:
+        (jit_compile, a dict of how it was chosen: setting, CPU, ms per step
+        of each variant when measured).
+    """
+    choice = {"setting": setting, "cpu": cpu_description()}
+    if setting in ("true", "false"):
+        return setting == "true", choice
+    if not xla_is_measured(setting, **measure):
+        return False, choice
+    milliseconds = {}
+    for jit_compile in (False, True):
+        model = build_compiled_model(jit_compile)
+        model.fit(data.take(2), epochs=1, verbose=0)  # trace and compile
+        start = time.perf_counter()
+        model.fit(data.take(steps), epochs=1, verbose=0)
+        milliseconds["xla" if jit_compile else "no_xla"] = (time.perf_counter() - start) / steps * 1000
+    chosen = milliseconds["xla"] < milliseconds["no_xla"]
+    choice["ms_per_step"] = {name: round(value, 1) for name, value in milliseconds.items()}
+    logger.info("jit_compile=auto: %.1f ms/step with XLA, %.1f without, on %s: training %s XLA",
+                milliseconds["xla"], milliseconds["no_xla"], choice["cpu"], "with" if chosen else "without")
+    return chosen, choice
 
 
 def _with_l2_penalty(optimizer_class):

@@ -1,7 +1,14 @@
 """Data: readers, tf.data builders and TFDS builders."""
 
 from textlstm.data.sequences import bucketed_batches, labeled_dataset, sentence_dataset
-from textlstm.data.streams import batchify, non_empty, stream_dataset, stream_windows, token_stream
+from textlstm.data.streams import (
+    batchify,
+    file_stream_dataset,
+    non_empty,
+    stream_dataset,
+    stream_windows,
+    token_stream,
+)
 from textlstm.data.readers import DataError, read_lines
 from textlstm.data.readers import (
     SENTIMENT_DATASETS,

@@ -46,15 +46,19 @@ def numbered_lines(path, encoding):
     check_exists(path)
     with open(path, "rb") as f:
         for line_number, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode(encoding)
-            except UnicodeDecodeError as error:
-                raise DataError(
-                    f"{path}:{line_number}: bytes {raw[error.start:error.end]!r} at column "
-                    f"{error.start + 1} are not valid {encoding}; pass the file's encoding "
-                    f"(e.g. encoding='latin-1')."
-                ) from None
-            yield line_number, line.rstrip("\r\n")
+            yield line_number, decode_line(raw, encoding, path, line_number)
+
+
+def decode_line(raw, encoding, path, line_number):
+    """A line's bytes decoded, newline removed; a DataError naming file, line and column if they do not decode."""
+    try:
+        return raw.decode(encoding).rstrip("\r\n")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path}:{line_number}: bytes {raw[error.start:error.end]!r} at column "
+            f"{error.start + 1} are not valid {encoding}; pass the file's encoding "
+            f"(e.g. encoding='latin-1')."
+        ) from None
 
 
 def read_lines(path, encoding="utf-8", skip_empty=True, max_lines=0):

@@ -7,10 +7,13 @@ stream, laid out as B parallel streams and cut into windows. Each element is
 """
 
 import logging
+import os
 
 import numpy as np
 import tensorflow as tf
+from tqdm.auto import tqdm
 
+from textlstm.data.readers import check_exists, decode_line
 from textlstm.tokenizers import EOS_ID, PAD_ID
 
 logger = logging.getLogger(__name__)
@@ -124,3 +127,126 @@ def stream_dataset(preprocessor, lines, batch_size, sequence_length, keep_last=F
         return stream_windows(stream, batch_size, sequence_length, keep_last=keep_last)
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from None
+
+
+def stream_boundaries(paths, batch_size, encoding="utf-8"):
+    """One pass over `paths` (never held in memory): where each of `batch_size` streams starts and ends.
+
+    The concatenated files are cut at line boundaries into `batch_size`
+    parts of about equal bytes, so the streams hold about equal tokens.
+    Every line is decoded here, so a bad byte is reported (file, line,
+    column) before training starts.
+
+    Returns:
+        A list (one per stream) of `(path, start byte, end byte)` segments.
+    """
+    sizes = []
+    for path in paths:
+        check_exists(path)
+        sizes.append(os.path.getsize(path))
+    total = sum(sizes)
+    targets = [total * (i + 1) // batch_size for i in range(batch_size - 1)]  # cut points, in bytes
+    cuts, offset, texts = [], 0, 0
+    for path, size in zip(paths, sizes):
+        position = 0
+        with open(path, "rb") as file:
+            for line_number, raw in enumerate(tqdm(file, desc=f"scanning {os.path.basename(path)}", unit=" lines",
+                                                   disable=None if size > 50_000_000 else True), start=1):
+                texts += bool(decode_line(raw, encoding, path, line_number).strip())
+                position += len(raw)
+                while targets and offset + position >= targets[0]:
+                    cuts.append((path, position))
+                    targets.pop(0)
+        offset += size
+    if texts < batch_size:
+        raise ValueError(f"{', '.join(paths)}: {texts} non-empty lines, too few for batch_size={batch_size}.")
+    streams = []
+    for (first_path, start), (last_path, end) in zip([(paths[0], 0)] + cuts, cuts + [(paths[-1], sizes[-1])]):
+        first, last = paths.index(first_path), paths.index(last_path)
+        segments = [(paths[i], start if i == first else 0, end if i == last else sizes[i]) for i in range(first, last + 1)]
+        streams.append([segment for segment in segments if segment[2] > segment[1]])
+    return streams
+
+
+def _segment_line_batches(segments, encoding, size=256):
+    """The non-empty lines of one stream's byte segments, read lazily, `size` at a time (a generator for
+    tf.data: one Python call per batch, not per line)."""
+    batch = []
+    for path, start, end in segments:
+        with open(path, "rb") as file:
+            file.seek(start)
+            while file.tell() < end:
+                line = file.readline().decode(encoding).strip()
+                if line:
+                    batch.append(line)
+                if len(batch) == size:
+                    yield batch
+                    batch = []
+    if batch:
+        yield batch
+
+
+def file_stream_dataset(preprocessor, paths, batch_size, sequence_length, encoding="utf-8", boundaries=None):
+    """Training windows read from text files as training consumes them: corpora larger than memory.
+
+    The same layout as `stream_dataset` (every line follows `</s>`;
+    `batch_size` parallel streams for truncated BPTT; windows of
+    `(x, y, sample_weight)`), but the corpus is never held in memory nor
+    put in the graph as a constant: `stream_boundaries` cuts the files into
+    `batch_size` byte ranges in one pass, and each stream is then read
+    line by line, tokenized in the graph (`preprocessor`, as every other
+    path) and cut into windows:
+
+        file ──► bytes [0, n/B) ──► lines ──► ids ──► </s> a b </s> c ... ──► windows of T+1 ─┐
+             ──► bytes [n/B, 2n/B) ──► ...                                                  ├─► stack: (B, T+1)
+             ──► ...                                                                         ┘   x = [:, :-1], y = [:, 1:]
+
+    Each stream opens with `</s>`; windows overlap by one token, so every
+    token but a stream's first is a target once. The streams are of about
+    equal bytes, not equal tokens: an epoch ends with the shortest stream,
+    and the tail of the others (at most a few windows) is not trained on.
+
+    Args:
+        preprocessor: a stream-mode `LanguageModelPreprocessor` (`</s>` first and last).
+        paths: str or list of str, the text files, read in order.
+        batch_size: int, parallel streams.
+        sequence_length: int, BPTT window.
+        encoding: str, of the files.
+        boundaries: `stream_boundaries(paths, batch_size, encoding)` if
+            already computed (e.g. to check the files before a run starts).
+
+    Returns:
+        A `tf.data.Dataset` of `(x, y, sample_weight)`, each `(batch_size, sequence_length)`.
+    """
+    if preprocessor.start_token_id != EOS_ID or not preprocessor.add_end_token:
+        raise ValueError(
+            f"`preprocessor` must open texts with '</s>' and close them with '</s>' for a stream, received "
+            f"start_token={preprocessor.start_token!r}, add_end_token={preprocessor.add_end_token!r}."
+        )
+    paths = [paths] if isinstance(paths, str) else list(paths)
+
+    boundaries = boundaries or stream_boundaries(paths, batch_size, encoding)
+    if len(boundaries) != batch_size:
+        raise ValueError(f"`boundaries` has {len(boundaries)} streams, but batch_size={batch_size}.")
+
+    def cut(leftover, chunk):  # the tokens not yet in a window + a chunk -> (rest, windows (count, T + 1))
+        tokens = tf.concat([leftover, chunk], axis=0)
+        count = (tf.size(tokens) - 1) // sequence_length
+        windows = tf.signal.frame(tokens[: count * sequence_length + 1], sequence_length + 1, sequence_length)
+        return tokens[count * sequence_length :], windows  # the last token opens the next window too
+
+    def stream(index):  # one stream's windows, tagged with its index; traced once for all streams
+        lines = tf.data.Dataset.from_generator(
+            lambda i: _segment_line_batches(boundaries[int(i)], encoding), args=(index,),
+            output_signature=tf.TensorSpec((None,), tf.string))
+        chunks = lines.map(lambda texts: preprocessor.tokenize(texts)[:, 1:].flat_values)  # (tokens,), no </s> start
+        windows = chunks.scan(tf.constant([EOS_ID], "int32"), cut).unbatch()  # (T + 1,) each
+        return windows.map(lambda window: (index, window))
+
+    # Round robin over the streams, one window each: a batch's row i is stream i's next window, until
+    # the shortest stream ends (then the order breaks, and the epoch ends).
+    windows = tf.data.Dataset.range(batch_size).interleave(
+        stream, cycle_length=batch_size, block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    batches = windows.batch(batch_size, drop_remainder=True).take_while(
+        lambda index, _: tf.reduce_all(tf.equal(index, tf.range(batch_size, dtype=index.dtype))))
+    return batches.map(lambda _, w: (w[:, :-1], w[:, 1:], tf.ones(tf.shape(w[:, 1:]), "float32"))).prefetch(2)

@@ -6,20 +6,10 @@ import keras
 from keras import ops
 
 from textlstm.models.cells import PeepholeLSTMCell
+from textlstm.models.recurrent import CUDNN_REQUIREMENTS, LSTM, cudnn_report
 from textlstm.tokenizers import PAD_ID
 
 logger = logging.getLogger(__name__)
-
-# The settings for which Keras runs the fused cuDNN kernel on a GPU (see
-# keras.src.backend.tensorflow.rnn.cudnn_ok): any other value silently falls
-# back to the generic kernel, several times slower.
-CUDNN_SETTINGS = {
-    "activation": "tanh",
-    "recurrent_activation": "sigmoid",
-    "recurrent_dropout": 0.0,
-    "use_bias": True,
-    "unroll": False,
-}
 
 CELL_TYPES = ("lstm", "gru", "peephole_lstm")
 
@@ -58,7 +48,8 @@ class LSTMBackbone(keras.Model):
             only; a language model must not see the future).
         dropout: float, dropout rate on the embeddings and between layers.
         activation, recurrent_activation, recurrent_dropout, use_bias,
-            unroll: passed to every recurrent layer; see `CUDNN_SETTINGS`.
+            unroll: passed to every recurrent layer; see
+            `textlstm.models.recurrent.CUDNN_REQUIREMENTS`.
         kernel_initializer: initializer of the input kernels, a Keras name
             ("glorot_uniform", Glorot & Bengio 2010; "he_uniform", He et al.
             2015; "orthogonal") or "uniform" (±0.1, Zaremba et al. 2014).
@@ -108,12 +99,12 @@ class LSTMBackbone(keras.Model):
                 raise ValueError(f"`{name}` must be one of {sorted(INITIALIZERS)}, received {value!r}.")
         settings = dict(activation=activation, recurrent_activation=recurrent_activation,
                         recurrent_dropout=recurrent_dropout, use_bias=use_bias, unroll=unroll)
-        ineligible = {k: v for k, v in settings.items() if v != CUDNN_SETTINGS[k]}
+        ineligible = {k: v for k, v in settings.items() if v != CUDNN_REQUIREMENTS[k]}
         if cell_type == "peephole_lstm":
             ineligible["cell_type"] = cell_type
         if ineligible and require_cudnn:
             name, value = next(iter(ineligible.items()))
-            needs = CUDNN_SETTINGS.get(name, "lstm or gru")
+            needs = CUDNN_REQUIREMENTS.get(name, "lstm or gru")
             raise ValueError(
                 f"`{name}={value!r}` is not cuDNN-eligible (needs {needs!r}); "
                 f"pass require_cudnn=False to allow the slow kernel."
@@ -137,7 +128,6 @@ class LSTMBackbone(keras.Model):
         self.recurrent_initializer = recurrent_initializer
         self.require_cudnn = require_cudnn
         self.output_dim = hidden_dim * (2 if bidirectional else 1)
-        self.cudnn_eligible = not ineligible
 
         self.token_embedding = keras.layers.Embedding(
             vocabulary_size, embedding_dim,
@@ -164,7 +154,7 @@ class LSTMBackbone(keras.Model):
             unroll = settings.pop("unroll")
             cell = PeepholeLSTMCell(self.hidden_dim, **initializers, **settings)
             return keras.layers.RNN(cell, return_sequences=True, return_state=True, unroll=unroll, name=name)
-        layer_class = keras.layers.LSTM if self.cell_type == "lstm" else keras.layers.GRU
+        layer_class = LSTM if self.cell_type == "lstm" else keras.layers.GRU
         return layer_class(self.hidden_dim, return_sequences=True, return_state=True, name=name,
                            **initializers, **settings)
 
@@ -177,6 +167,11 @@ class LSTMBackbone(keras.Model):
         self.built = True
 
     @property
+    def cudnn_eligible(self):
+        """Whether every recurrent layer can run the fused cuDNN kernel (`cudnn_report` says why not)."""
+        return cudnn_report(self)["eligible"]
+
+    @property
     def states_per_layer(self):
         """Tensors of state per layer: (h, c) for an LSTM (peephole or not), (h,) for a GRU, times directions."""
         return (1 if self.cell_type == "gru" else 2) * (2 if self.bidirectional else 1)
@@ -186,7 +181,7 @@ class LSTMBackbone(keras.Model):
         return [[ops.zeros((batch_size, self.hidden_dim)) for _ in range(self.states_per_layer)]
                 for _ in range(self.num_layers)]
 
-    def call(self, token_ids, initial_state=None, return_state=False, training=None):
+    def call(self, token_ids, initial_state=None, return_state=False, training=None, padded=True):
         """Runs the stack.
 
         Args:
@@ -194,12 +189,16 @@ class LSTMBackbone(keras.Model):
             initial_state: optional list (per layer) of state lists, as
                 returned by a previous call with `return_state=True`.
             return_state: bool, also return the final states.
+            padded: bool; False when no row is padded, or when nothing
+                after a row's padding is used (truncated-BPTT windows,
+                padded only at the very end of a stream): the layers then
+                run without a mask, saving its per-step blending.
 
         Returns:
             `sequence (batch, time, output_dim)`, and with `return_state`
             the final states, a list per layer.
         """
-        mask = ops.not_equal(token_ids, PAD_ID)  # (batch, time)
+        mask = ops.not_equal(token_ids, PAD_ID) if padded else None  # (batch, time)
         x = self.token_embedding(token_ids)  # (batch, time, embedding_dim)
         x = self.embedding_dropout(x, training=training)
         final_states = []

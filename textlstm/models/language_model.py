@@ -253,7 +253,10 @@ class LanguageModel(Task):
             sample_weight = tf.cast(tf.not_equal(y, PAD_ID), "float32")
         phase = "train" if training else "test"
         initial_state = self._read_carried(phase, x)
-        hidden, states = self.backbone(x, initial_state=initial_state, return_state=True, training=training)
+        # Stream windows are padded only at the end of the last one (whose padded targets weigh 0 and whose
+        # final state nothing reads), so with a carried state the backbone runs unmasked.
+        hidden, states = self.backbone(x, initial_state=initial_state, return_state=True, training=training,
+                                       padded=not self.carry_state)
         self._write_carried(phase, x, states)
         token_losses = self._token_losses(hidden, y, training)  # (batch, time)
         loss = tf.reduce_sum(token_losses * sample_weight) / tf.maximum(tf.reduce_sum(sample_weight), 1.0)
@@ -323,18 +326,24 @@ class LanguageModel(Task):
 
     # Generation --------------------------------------------------------------
 
-    def generate(self, prompts, max_length=30, sampler="top_p", temperature=1.0, k=40, p=0.9, seed=None):
+    def generate(self, prompts, max_length=30, sampler="top_p", temperature=1.0, k=40, p=0.9, seed=None,
+                 num_beams=4):
         """Continues each prompt, one token at a time, until `</s>` or `max_length` new tokens.
 
         Args:
             prompts: list of strings (may be "" to sample from scratch).
             max_length: int, new tokens at most.
-            sampler: "greedy", "top_k" or "top_p" (nucleus, Holtzman et al.
-                2020); the KerasHub samplers do the picking.
+            sampler: "greedy", "top_k", "top_p" (nucleus, Holtzman et al.
+                2020) or "beam" (beam search: the continuation of highest
+                total log-probability among `num_beams` kept at each step;
+                KerasHub's `BeamSampler`, which has no length penalty and
+                keeps extending a beam after its `</s>`, which is cut off
+                here); the KerasHub samplers do the picking.
             temperature: float, divides the logits before sampling.
             k: int, candidates kept by "top_k".
             p: float, probability mass kept by "top_p".
             seed: int, makes sampling repeatable.
+            num_beams: int, beams kept by "beam".
 
         Returns:
             The prompts with their continuations, detokenized.
@@ -352,10 +361,13 @@ class LanguageModel(Task):
             raise ValueError(f"`max_length` must be positive, received {max_length!r}.")
         if temperature <= 0:
             raise ValueError(f"`temperature` must be positive, received {temperature!r}.")
+        if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
+            raise ValueError(f"`num_beams` must be a positive int, received {num_beams!r}.")
         samplers = {
             "greedy": lambda: keras_hub.samplers.GreedySampler(),
             "top_k": lambda: keras_hub.samplers.TopKSampler(k=min(k, self.backbone.vocabulary_size), seed=seed, temperature=temperature),
             "top_p": lambda: keras_hub.samplers.TopPSampler(p=p, seed=seed, temperature=temperature),
+            "beam": lambda: keras_hub.samplers.BeamSampler(num_beams=num_beams, temperature=temperature),
         }
         if sampler not in samplers:
             raise ValueError(f"`sampler` must be one of {sorted(samplers)}, received {sampler!r}.")

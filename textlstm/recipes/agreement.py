@@ -27,6 +27,7 @@ from textlstm import training
 from textlstm.data import labeled_dataset, read_number_items
 from textlstm.models import AgreementClassifier, transfer_language_model
 from textlstm.models.agreement import LABEL_NAMES
+from textlstm.models.recurrent import describe_cudnn_report
 from textlstm.preprocessors import ClassifierPreprocessor
 from textlstm.probes.number_prediction import (
     ATTRACTOR_BUCKETS,
@@ -36,6 +37,7 @@ from textlstm.probes.number_prediction import (
 from textlstm.recipes.language_model import load_language_model
 from textlstm.recipes.run_steps import (
     build_backbone,
+    check_cudnn,
     check_pretrained,
     fit_classifier,
     load_run_model,
@@ -146,9 +148,10 @@ def train_agreement(config):
     valid_data = item_batches(preprocessor, valid, config.batch_size)
     classifier.compile(training.make_optimizer(config.optimizer, config.learning_rate, config.clipnorm,
                                                config.weight_decay, config.weight_decay_type))
+    cudnn = check_cudnn(classifier, valid_data)
     fit_seconds, history = fit_classifier(classifier, run, config, train_data, valid_data,
                                           title=f"number prediction classifier, {run.path}")
-    protocol = training_protocol(config, classifier, train, valid, test, history, transfer)
+    protocol = training_protocol(config, classifier, train, valid, test, history, transfer, cudnn)
     result = evaluate_agreement(classifier, test, run.path, title=f"Number prediction: {config.test_file}",
                                 protocol=protocol)
     labels = collections.Counter(item.label for item in test)
@@ -176,6 +179,7 @@ def train_agreement(config):
         "parameters": classifier.count_params(),
         "start_token": start_token,
         "transfer": transfer,
+        "cudnn": cudnn,
     }
     run.finish(metrics)
     logger.info("%s: test accuracy %.4f (majority class %.4f), by attractors %s", run.path,
@@ -189,7 +193,7 @@ def unknown_rate(preprocessor, items):
     return float(np.mean(ids == UNK_ID)) if ids.size else 0.0
 
 
-def training_protocol(config, classifier, train, valid, test, history, transfer):
+def training_protocol(config, classifier, train, valid, test, history, transfer, cudnn):
     """What a reader of the accuracy needs to know of how it was obtained."""
     preprocessor = classifier.preprocessor
     train_labels = collections.Counter(item.label for item in train)
@@ -212,6 +216,7 @@ def training_protocol(config, classifier, train, valid, test, history, transfer)
                     f"{config.batch_size}, {len(history)} epochs (at most {config.epochs}, early stopping "
                     f"patience {config.early_stopping_patience}); weights of the lowest validation loss on "
                     f"{config.valid_file} ({len(valid)} items)",
+        "recurrent kernel": describe_cudnn_report(cudnn),
         "prediction": "argmax of p(singular), p(plural); correct when it is the verb's number",
         "textlstm_version": importlib.metadata.version("textlstm"),
     }

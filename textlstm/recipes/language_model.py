@@ -11,15 +11,17 @@ import logging
 import math
 
 import keras
+import tensorflow as tf
 
 from textlstm import training
 from textlstm.config import LanguageModelConfig
-from textlstm.data import read_lines, sentence_dataset, stream_dataset, tfds_lines
-from textlstm.data.streams import non_empty
+from textlstm.data import file_stream_dataset, read_lines, sentence_dataset, stream_dataset, tfds_lines
+from textlstm.data.streams import non_empty, stream_boundaries
 from textlstm.models import LanguageModel
 from textlstm.preprocessors import LanguageModelPreprocessor
 from textlstm.recipes.run_steps import (
     build_backbone,
+    check_cudnn,
     fit_unless_done,
     load_run_model,
     plot_history,
@@ -60,8 +62,12 @@ def read_corpus(config):
     return corpus
 
 
-def make_train_dataset(config, preprocessor, lines, source):
-    """The training dataset in the layout `config.mode` names."""
+def make_train_dataset(config, preprocessor, lines, source, boundaries=None):
+    """The training dataset in the layout `config.mode` names; with `stream_from_file`, read from
+    `train_file` as training consumes it, in the streams `boundaries` (`stream_boundaries`) lays out."""
+    if config.stream_from_file:
+        return file_stream_dataset(preprocessor, config.train_file, config.batch_size, config.sequence_length,
+                                   encoding=config.encoding, boundaries=boundaries)
     if config.mode == "stream":
         return stream_dataset(preprocessor, lines, config.batch_size, config.sequence_length, source=source)
     return sentence_dataset(preprocessor, lines, config.batch_size, shuffle=True, seed=config.seed, source=source)
@@ -107,6 +113,8 @@ def train_language_model(config):
     run.
     """
     train_lines, valid_lines, test_lines = read_corpus(config)  # before the run dir is touched
+    boundaries = (stream_boundaries([config.train_file], config.batch_size, config.encoding)
+                  if config.stream_from_file else None)  # reads (and checks) the whole file once
     run = RunDirectory.open(config)
     keras.utils.set_random_seed(config.seed)
 
@@ -114,21 +122,29 @@ def train_language_model(config):
 
     lm = build_language_model(config, tokenizer)
     train_source, valid_source, test_source = corpus_sources(config)
-    train_data = make_train_dataset(config, lm.preprocessor, train_lines, train_source)
+    train_data = make_train_dataset(config, lm.preprocessor, train_lines, train_source, boundaries)
     valid_data = make_eval_dataset(lm.preprocessor, valid_lines, config.mode, config.eval_batch_size,
                                    config.sequence_length, valid_source)
     test_data = make_eval_dataset(lm.preprocessor, test_lines, config.mode, config.eval_batch_size,
                                   config.sequence_length, test_source)
     train_tokens = count_tokens(train_data)
+    if config.stream_from_file:  # every window is full: its length is now known (and progress bars show it)
+        windows = train_tokens // (config.batch_size * config.sequence_length)
+        train_data = train_data.apply(tf.data.experimental.assert_cardinality(windows))
+    cudnn = check_cudnn(lm, valid_data)
 
-    lm.compile(
-        optimizer=training.make_optimizer(config.optimizer, config.learning_rate, config.clipnorm,
-                                          config.weight_decay, config.weight_decay_type),
-        carry_state=config.mode == "stream",
-        sampled_softmax=config.sampled_softmax,
-        jit_compile=training.resolve_jit_compile(
-            config.jit_compile, config.sampled_softmax, config.hidden_dim, config.mode),
-    )
+    def compile_language_model(model, jit_compile):
+        model.compile(
+            optimizer=training.make_optimizer(config.optimizer, config.learning_rate, config.clipnorm,
+                                              config.weight_decay, config.weight_decay_type),
+            carry_state=config.mode == "stream", sampled_softmax=config.sampled_softmax, jit_compile=jit_compile)
+        return model
+
+    jit_compile, xla_choice = training.choose_jit_compile(
+        config.jit_compile if run.fit_needed else "false",  # nothing left to train: nothing to measure
+        lambda jit: compile_language_model(build_language_model(config, tokenizer), jit), train_data,
+        sampled_softmax=config.sampled_softmax, mode=config.mode)
+    compile_language_model(lm, jit_compile)
     callbacks = training.standard_callbacks(
         run.path,
         config.learning_rate,
@@ -169,6 +185,8 @@ def train_language_model(config):
         "train_tokens_per_second": train_tokens * len(train_seconds) / sum(train_seconds) if train_seconds else None,
         "parameters": lm.count_params(),
         "start_token": lm.preprocessor.start_token,
+        "cudnn": cudnn,
+        "jit_compile": {**xla_choice, "chosen": jit_compile},
         "samples": samples,
     }
     run.finish(metrics)

@@ -9,6 +9,7 @@ import keras
 from textlstm import training
 from textlstm.export import export_model
 from textlstm.models import LSTMBackbone
+from textlstm.models.recurrent import cudnn_report, describe_cudnn_report
 from textlstm.reports import plot_curves
 from textlstm.runs import atomic_path, run_description
 from textlstm.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
@@ -57,6 +58,15 @@ def pretrained_tokenizer(run, tokenizer):
         return saved
     save_tokenizer(tokenizer, tokenizer_dir)
     return tokenizer
+
+
+def check_cudnn(model, data):
+    """`cudnn_report` of a task's backbone and of the first batch of `data` (unshuffled: validation data
+    goes through the same preprocessor and padding as training data), logged; a warning if ineligible."""
+    sample_ids = next(iter(data))[0]
+    report = cudnn_report(model, sample_ids)
+    (logger.info if report["eligible"] else logger.warning)("%s", describe_cudnn_report(report))
+    return report
 
 
 def fit_unless_done(model, run, train_data, valid_data, epochs, callbacks, verbose):

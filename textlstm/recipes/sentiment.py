@@ -33,10 +33,12 @@ from textlstm.data import (
 from textlstm.data.sequences import inverse_frequency_weights
 from textlstm.models import SentimentClassifier, transfer_language_model
 from textlstm.models.classifier import classifier_layer_groups
+from textlstm.models.recurrent import describe_cudnn_report
 from textlstm.preprocessors import ClassifierPreprocessor
 from textlstm.recipes.language_model import load_language_model
 from textlstm.recipes.run_steps import (
     build_backbone,
+    check_cudnn,
     check_pretrained,
     fit_classifier,
     load_run_model,
@@ -148,11 +150,12 @@ def fit_and_evaluate(config, run, train, valid, test, pretrained):
     valid_data = labeled_dataset(preprocessor, valid.texts, valid.labels, config.batch_size)
     steps_per_epoch = int(train_data.cardinality())
     classifier.compile(make_optimizer(config, classifier, steps_per_epoch))
+    cudnn = check_cudnn(classifier, valid_data)
 
     fit_seconds, history = fit_classifier(classifier, run, config, train_data, valid_data,
                                           title=f"{config.dataset} classifier, {run.path}")
     report = evaluate_examples(classifier, test, run.path, title=f"{config.dataset} {test.source}",
-                               protocol=training_protocol(config, classifier, train, history, transfer))
+                               protocol=training_protocol(config, classifier, train, history, transfer, cudnn))
     train_seconds = [row["train_seconds"] for row in history if "train_seconds" in row]
     metrics = {
         "dataset": config.dataset,
@@ -172,13 +175,14 @@ def fit_and_evaluate(config, run, train, valid, test, pretrained):
         "parameters": classifier.count_params(),
         "start_token": start_token,
         "transfer": transfer,
+        "cudnn": cudnn,
     }
     run.finish(metrics)
     logger.info("%s: test accuracy %.4f, macro-F1 %.4f", run.path, report["accuracy"], report["macro_f1"])
     return metrics
 
 
-def training_protocol(config, classifier, train, history, transfer):
+def training_protocol(config, classifier, train, history, transfer, cudnn):
     """What a reader of the accuracy needs to know of how it was obtained."""
     ids = np.concatenate(classifier.preprocessor.encode_lines(train.texts[:5000]))
     return {
@@ -193,6 +197,7 @@ def training_protocol(config, classifier, train, history, transfer):
         "initialisation": f"from {config.pretrained_lm}: {transfer}" if transfer else "random (from scratch)",
         "training": f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}), batch {config.batch_size}, "
                     f"{len(history)} epochs; weights of the lowest validation loss",
+        "recurrent kernel": describe_cudnn_report(cudnn),
         "prediction": "argmax of the softmax; accuracy interval: Wilson 95%",
     }
 

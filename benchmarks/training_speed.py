@@ -1,0 +1,282 @@
+"""Training tokens/s of textlstm against a PyTorch CPU reference, in one run.
+
+    python benchmarks/training_speed.py [--models ptb_small,ptb_medium,lm_2x512,bilstm_256]
+        [--repetitions 7] [--steps 8] [--variants "keras loop,XLA,sampled softmax 1024"]
+        [--output runs/training_speed]
+
+For each model shape of issue 11 it times, in one process and interleaved
+(textlstm, torch, textlstm, torch, ...) so that drift hits both alike:
+
+- textlstm: `LanguageModel.fit` (carried state, SGD + clipping 0.25, full
+  softmax) or `TextClassifier.fit` (Adam) on random batches, the path a
+  user's training takes, on the recurrent kernel textlstm picks for this
+  machine (`textlstm.models.recurrent.kernel_path`);
+- `--variants` adds textlstm with Keras's own LSTM loop, with XLA, or with
+  sampled softmax (1024);
+- PyTorch 2.13 CPU (the `benchmark` extra: `pip install -e ".[benchmark]"`):
+  pytorch/examples word_language_model's `RNNModel` (embedding, dropout,
+  `nn.LSTM`, dropout, linear decoder, tied when the sizes allow; SGD by
+  hand, `clip_grad_norm_(0.25)`, hidden state detached between batches),
+  and for the classifier the same BiLSTM + [final, max, mean] pooling +
+  linear head with Adam.
+
+Each repetition times `--steps` steps after a warm-up; the table gives the
+median tokens/s, the min-max spread, the ratio to torch, and the model's
+FLOP rate (6 x multiply-adds per token, forward + backward) as a share of
+the best large-GEMM rate measured in the same run (`tf.matmul` and
+`torch.matmul`, 2048x2048 float32). The CPU model is printed with the table;
+results go in BENCHMARKS.md.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from textlstm.models import LanguageModel, LSTMBackbone, TextClassifier  # noqa: E402
+from textlstm.models.recurrent import kernel_path  # noqa: E402
+from textlstm.training import cpu_description  # noqa: E402
+from textlstm.reports import markdown_table  # noqa: E402
+
+# name: (kind, vocabulary, embedding, hidden, layers, batch, time steps)
+MODELS = {
+    "ptb_small": ("lm", 10002, 200, 200, 2, 20, 35),
+    "ptb_medium": ("lm", 10002, 650, 650, 2, 20, 35),
+    "lm_2x512": ("lm", 10000, 256, 512, 2, 32, 35),
+    "bilstm_256": ("classifier", 20000, 256, 256, 1, 64, 64),
+}
+
+
+VARIANTS = ("keras loop", "XLA", "sampled softmax 1024")
+
+
+def flops_per_token(kind, vocabulary, embedding, hidden, layers):
+    """Training FLOPs per token: 2 x multiply-adds forward, x3 with the backward pass."""
+    directions = 2 if kind == "classifier" else 1
+    recurrent = 0
+    inputs = embedding
+    for _ in range(layers):
+        recurrent += directions * 4 * hidden * (inputs + hidden)
+        inputs = hidden * directions
+    output = hidden * vocabulary if kind == "lm" else 0  # the classifier's head is per text, not per token
+    return 6 * (recurrent + output)
+
+
+def gemm_rates(size=2048, repetitions=5):
+    """Best float32 GFLOP/s of a size x size matmul, in TF and in torch."""
+    rates = {}
+    a = tf.random.normal((size, size))
+    tf_matmul = tf.function(lambda a: tf.matmul(a, a))
+    tf_matmul(a).numpy()
+    best = min(_seconds(lambda: tf_matmul(a).numpy()) for _ in range(repetitions))
+    rates["tf.matmul"] = 2 * size**3 / best / 1e9
+    try:
+        import torch
+    except ImportError:
+        return rates
+    b = torch.randn(size, size)
+    torch.matmul(b, b)
+    best = min(_seconds(lambda: torch.matmul(b, b)) for _ in range(repetitions))
+    rates["torch.matmul"] = 2 * size**3 / best / 1e9
+    return rates
+
+
+def _seconds(function):
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+class TextlstmRunner:
+    """`steps` training steps of a textlstm model through `fit`, on fixed random batches."""
+
+    def __init__(self, kind, vocabulary, embedding, hidden, layers, batch, time_steps, steps, variant="default"):
+        keras.utils.set_random_seed(0)
+        backbone = LSTMBackbone(vocabulary, embedding_dim=embedding, hidden_dim=hidden, num_layers=layers,
+                                bidirectional=kind == "classifier", dropout=0.2)
+        if variant == "keras loop":
+            for layer in backbone.recurrent_layers:
+                for lstm in getattr(layer, "forward_layer", layer), getattr(layer, "backward_layer", layer):
+                    lstm.cpu_kernel = "keras"
+        rng = np.random.RandomState(0)
+        if kind == "lm":
+            self.model = LanguageModel(backbone, tie_weights=embedding == hidden)
+            self.model.compile(keras.optimizers.SGD(20.0, global_clipnorm=0.25), carry_state=True,
+                               sampled_softmax=1024 if variant == "sampled softmax 1024" else 0,
+                               jit_compile=variant == "XLA")
+            ids = rng.randint(4, vocabulary, size=(steps, batch, time_steps + 1)).astype("int32")
+            self.data = tf.data.Dataset.from_tensor_slices((ids[:, :, :-1], ids[:, :, 1:])).repeat()
+        else:
+            self.model = TextClassifier(backbone, num_classes=2, pooling="concat", dropout=0.5)
+            self.model.compile(keras.optimizers.Adam(1e-3, global_clipnorm=5.0), jit_compile=variant == "XLA")
+            ids = rng.randint(4, vocabulary, size=(steps, batch, time_steps)).astype("int32")
+            labels = rng.randint(0, 2, size=(steps, batch)).astype("int32")
+            self.data = tf.data.Dataset.from_tensor_slices((ids, labels)).repeat()
+        self.steps = steps
+        self.model.fit(self.data, steps_per_epoch=3, epochs=1, verbose=0)  # trace (and compile)
+
+    def time(self):
+        """Seconds from the first step's start to the last step's end (a `fit` call also spends up to about
+        a second after its last step tearing its data iterator down, which a training run pays once)."""
+        timer = _StepTimer()
+        self.model.fit(self.data, steps_per_epoch=self.steps, epochs=1, verbose=0, callbacks=[timer])
+        return timer.end - timer.start
+
+
+class _StepTimer(keras.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        float(logs["loss"])  # waits for the step to finish
+        self.end = time.perf_counter()
+
+
+class TorchRunner:
+    """The PyTorch reference of the same shapes: word_language_model's RNNModel, or a BiLSTM classifier."""
+
+    def __init__(self, kind, vocabulary, embedding, hidden, layers, batch, time_steps, steps):
+        import torch
+        from torch import nn
+
+        torch.manual_seed(0)
+        self.torch, self.kind, self.steps = torch, kind, steps
+        directions = 2 if kind == "classifier" else 1
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.2)
+                self.encoder = nn.Embedding(vocabulary, embedding)
+                self.rnn = nn.LSTM(embedding, hidden, layers, dropout=0.2 if layers > 1 else 0.0,
+                                   bidirectional=kind == "classifier")
+                if kind == "lm":
+                    self.decoder = nn.Linear(hidden, vocabulary)
+                    if embedding == hidden:
+                        self.decoder.weight = self.encoder.weight
+                else:
+                    self.head = nn.Linear(3 * directions * hidden, 2)
+
+            def forward(self, tokens, state=None):  # tokens (time, batch)
+                output, state = self.rnn(self.drop(self.encoder(tokens)), state)  # (time, batch, hidden)
+                output = self.drop(output)
+                if kind == "lm":
+                    return self.decoder(output), state  # (time, batch, vocabulary)
+                pooled = torch.cat([output[-1], output.max(0).values, output.mean(0)], dim=1)
+                return self.head(self.drop(pooled)), state
+
+        self.model = Model()
+        generator = np.random.RandomState(0)
+        if kind == "lm":
+            ids = generator.randint(4, vocabulary, size=(steps, time_steps + 1, batch))
+            self.batches = [(torch.from_numpy(b[:-1]).long(), torch.from_numpy(b[1:]).long()) for b in ids]
+        else:
+            ids = generator.randint(4, vocabulary, size=(steps, time_steps, batch))
+            labels = generator.randint(0, 2, size=(steps, batch))
+            self.batches = [(torch.from_numpy(b).long(), torch.from_numpy(y).long()) for b, y in zip(ids, labels)]
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.criterion = nn.CrossEntropyLoss()
+        self.model.train()
+        self._run(3)
+
+    def _run(self, steps):
+        torch = self.torch
+        state = None
+        for i in range(steps):
+            tokens, targets = self.batches[i % len(self.batches)]
+            if self.kind == "lm":  # word_language_model's train(): repackage, zero_grad, clip, SGD by hand
+                state = None if state is None else tuple(s.detach() for s in state)
+                self.model.zero_grad()
+                output, state = self.model(tokens, state)
+                loss = self.criterion(output.view(-1, output.shape[-1]), targets.reshape(-1))
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 0.25)
+                with torch.no_grad():
+                    for parameter in self.model.parameters():
+                        parameter.add_(parameter.grad, alpha=-20.0)
+            else:
+                self.optimizer.zero_grad()
+                logits, _ = self.model(tokens)
+                loss = self.criterion(logits, targets)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+                self.optimizer.step()
+
+    def time(self):
+        return _seconds(lambda: self._run(self.steps))
+
+
+def measure(name, repetitions, steps, variants):
+    *_, batch, time_steps = MODELS[name]
+    kind = MODELS[name][0]
+    # Classifier batches are padded (masked): they run Keras's loop on a CPU (textlstm.models.recurrent).
+    kernel = kernel_path() if kind == "lm" or kernel_path() == "cudnn" else "Keras loop, masked"
+    runners = {f"textlstm ({kernel} kernel)": TextlstmRunner(*MODELS[name], steps)}
+    for variant in variants:
+        runners[f"textlstm, {variant}"] = TextlstmRunner(*MODELS[name], steps, variant=variant)
+    try:
+        runners["torch"] = TorchRunner(*MODELS[name], steps)
+    except ImportError:
+        print("torch is not installed: pip install -e '.[benchmark]'", flush=True)
+    seconds = {label: [] for label in runners}
+    for _ in range(repetitions):
+        for label, runner in runners.items():
+            seconds[label].append(runner.time())
+    tokens = steps * batch * time_steps
+    return {label: [tokens / s for s in values] for label, values in seconds.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {sorted(MODELS)}")
+    parser.add_argument("--repetitions", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=8, help="training steps per repetition")
+    parser.add_argument("--variants", default="",
+                        help=f"comma-separated extra textlstm runs, of {VARIANTS} (LM only: sampled softmax 1024)")
+    parser.add_argument("--output", default="runs/training_speed", help="folder for results.json")
+    args = parser.parse_args()
+    names = [name.strip() for name in args.models.split(",")]
+    bad_variants = sorted(set(filter(None, args.variants.split(","))) - set(VARIANTS))
+    if bad_variants:
+        parser.error(f"--variants: unknown {bad_variants}; choose from {VARIANTS}")
+    unknown = sorted(set(names) - set(MODELS))
+    if unknown:
+        parser.error(f"--models: unknown {unknown}; choose from {sorted(MODELS)}")
+
+    print(f"CPU: {cpu_description()}; TF {tf.__version__}, Keras {keras.__version__}", flush=True)
+    gemm = gemm_rates()
+    print("large GEMM (2048^3, float32): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in gemm.items()), flush=True)
+    best_gemm = max(gemm.values())
+    rows, results = [], {"cpu": cpu_description(), "gemm_gflops": gemm, "models": {}}
+    for name in names:
+        kind, vocabulary, embedding, hidden, layers, batch, time_steps = MODELS[name]
+        variants = [v for v in args.variants.split(",") if v and (kind == "lm" or not v.startswith("sampled"))]
+        rates = measure(name, args.repetitions, args.steps, variants)
+        flops = flops_per_token(kind, vocabulary, embedding, hidden, layers)
+        torch_median = statistics.median(rates["torch"]) if "torch" in rates else None
+        results["models"][name] = {"tokens_per_second": rates, "flops_per_token": flops}
+        for label, values in rates.items():
+            median = statistics.median(values)
+            row = {"model": name, "run": label, "tokens/s (median)": round(median),
+                   "spread": f"{min(values):.0f}-{max(values):.0f}",
+                   "vs torch": f"{median / torch_median:.2f}x" if torch_median else "",
+                   "GFLOP/s": round(median * flops / 1e9, 1),
+                   "share of best GEMM": f"{median * flops / 1e9 / best_gemm:.0%}"}
+            rows.append(row)
+            print(row, flush=True)
+    print(markdown_table(rows, list(rows[0])))
+    os.makedirs(args.output, exist_ok=True)
+    with open(os.path.join(args.output, "results.json"), "w", encoding="utf-8") as file:
+        json.dump(results, file, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""`LSTM`: Keras's LSTM layer, same weights, with a faster CPU kernel beside the cuDNN one.
+
+Keras's generic LSTM loop (what a CPU runs) multiplies each time step's input
+by the input kernel inside the loop, one small GEMM per step, and pays TF's
+per-iteration loop overhead on every op. On a CPU this layer instead
+
+    x (batch, time, input_dim) ──► x @ W + b, ONE matmul for all steps ──► zx (time, batch, 4*units)
+    for t in time:   z = zx[t] + h @ U          (only the recurrent GEMM stays in the loop)
+                     i, f, g, o = split(z)       (Keras's gate order and bias layout)
+                     c = σ(f)*c + σ(i)*tanh(g);  h = σ(o)*tanh(c)
+
+the input projection hoisted out of the recurrence as cuDNN itself does
+(Appleyard et al. 2016, "Optimizing performance of recurrent neural networks
+on GPUs"), and the loop unrolled: no `tf.while_loop` overhead per op. It
+runs on unmasked inputs whose number of steps is known when tracing, at most
+`MAX_UNROLLED_STEPS`: the truncated-BPTT windows of language-model training.
+Padded batches (the classifiers', whose lengths also vary from batch to
+batch, so that every new length would trace an unrolled graph again) take
+Keras's loop. Weights, `go_backwards` and the returned values are Keras's
+exactly, so checkpoints and `model.keras` files are interchangeable with
+`keras.layers.LSTM`'s. On a GPU, where Keras runs the fused cuDNN kernel,
+nothing changes: this path is taken only where the cuDNN one is not
+(`kernel_path()` says which one runs here).
+"""
+
+import keras
+import tensorflow as tf
+
+# Longer (or unknown: a batch shape that varies) lengths run Keras's own loop. A hoisted projection in a
+# tf.while_loop measured no faster than Keras's loop at 2x200 (BENCHMARKS.md): the gain is the unrolling.
+MAX_UNROLLED_STEPS = 128
+CPU_KERNELS = ("hoisted", "keras")
+
+
+def gpu_available():
+    """Whether TF sees a GPU (where Keras's LSTM runs the fused cuDNN kernel)."""
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def kernel_path():
+    """The recurrent kernel of textlstm's LSTM layers on this machine for unmasked fixed-length windows:
+    "cudnn" on a GPU, "hoisted" on a CPU (padded batches run Keras's loop there)."""
+    return "cudnn" if gpu_available() else "hoisted"
+
+
+@keras.saving.register_keras_serializable(package="textlstm")
+class LSTM(keras.layers.LSTM):
+    """`keras.layers.LSTM` with the hoisted-projection CPU kernel described in this module.
+
+    Args:
+        units: int, size of h and c.
+        cpu_kernel: "hoisted" (this module's kernel) or "keras" (Keras's
+            generic loop, kept for comparison, e.g. in
+            `benchmarks/training_speed.py`). Where neither applies (a GPU, or
+            a setting the hoisted kernel does not cover: dropout inside the
+            cell, `unroll=True`, a non-TensorFlow backend, a length unknown
+            when tracing or above `MAX_UNROLLED_STEPS`) Keras's own path runs.
+        **kwargs: `keras.layers.LSTM`'s arguments.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = LSTM(4, return_sequences=True)
+    >>> reference = keras.layers.LSTM(4, return_sequences=True)
+    >>> x = np.random.RandomState(0).randn(2, 5, 3).astype("float32")
+    >>> _ = layer(x), reference(x)
+    >>> reference.set_weights(layer.get_weights())
+    >>> bool(np.allclose(layer(x), reference(x), atol=1e-6))
+    True
+    """
+
+    def __init__(self, units, cpu_kernel="hoisted", **kwargs):
+        if cpu_kernel not in CPU_KERNELS:
+            raise ValueError(f"`cpu_kernel` must be one of {CPU_KERNELS}, received {cpu_kernel!r}.")
+        super().__init__(units, **kwargs)
+        self.cpu_kernel = cpu_kernel
+
+    def uses_hoisted_kernel(self, steps, masked=False):
+        """Whether a call on `steps` time steps (None: unknown), with or without a mask, runs this module's
+        kernel, else Keras's own."""
+        return (self.cpu_kernel == "hoisted" and keras.backend.backend() == "tensorflow" and not gpu_available()
+                and not self.unroll and not self.dropout and not self.recurrent_dropout and not masked
+                and steps is not None and steps <= MAX_UNROLLED_STEPS)
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if not self.uses_hoisted_kernel(sequences.shape[1], masked=mask is not None):
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        cell = self.cell
+        h, c = initial_state  # (batch, units) each
+        if self.go_backwards:
+            sequences = tf.reverse(sequences, [1])
+        kernel = tf.cast(cell.kernel, sequences.dtype)
+        recurrent_kernel = tf.cast(cell.recurrent_kernel, sequences.dtype)
+        projected = tf.einsum("btd,dg->tbg", sequences, kernel)  # (time, batch, 4*units)
+        if cell.use_bias:
+            projected += tf.cast(cell.bias, sequences.dtype)
+        outputs = []
+        # Steps are read with unstack, never by indexing: the gradient of `projected[t]` would be a full
+        # (time, batch, 4*units) tensor per step.
+        for projected_t in tf.unstack(projected):
+            z = projected_t + tf.matmul(h, recurrent_kernel)  # (batch, 4*units)
+            i, f, g, o = tf.split(z, 4, axis=1)
+            c = cell.recurrent_activation(f) * c + cell.recurrent_activation(i) * cell.activation(g)
+            h = cell.recurrent_activation(o) * cell.activation(c)
+            outputs.append(h)
+        return h, tf.stack(outputs, axis=1), [h, c]  # last output, (batch, time, units), states
+
+    def get_config(self):
+        return {**super().get_config(), "cpu_kernel": self.cpu_kernel}
+
+
+# What Keras's fused cuDNN kernel needs of a layer (keras.src.backend.tensorflow.rnn.cudnn_ok).
+CUDNN_REQUIREMENTS = {
+    "activation": "tanh",
+    "recurrent_activation": "sigmoid",
+    "recurrent_dropout": 0.0,
+    "use_bias": True,
+    "unroll": False,
+}
+
+
+def _activation_name(value):
+    return getattr(value, "__name__", value)
+
+
+def layer_cudnn_problems(layer):
+    """Why `layer` (LSTM, GRU or another RNN) cannot run the fused cuDNN kernel; [] if it can."""
+    if not isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)):
+        cell = getattr(layer, "cell", None)
+        return [f"cell {type(cell).__name__ if cell is not None else type(layer).__name__} has no cuDNN kernel"]
+    problems = []
+    for name, needed in CUDNN_REQUIREMENTS.items():
+        value = getattr(layer, name, None)
+        if name.endswith("activation"):
+            value = _activation_name(getattr(layer.cell, name))
+        if value != needed:
+            problems.append(f"{name}={value!r} (cuDNN needs {needed!r})")
+    if isinstance(layer, keras.layers.GRU) and not layer.reset_after:
+        problems.append("reset_after=False (cuDNN needs True)")
+    if getattr(layer, "use_cudnn", "auto") is False:
+        problems.append("use_cudnn=False")
+    return problems
+
+
+def padding_problems(token_ids, pad_id=0):
+    """What in a batch of ids `(batch, time)` keeps Keras's cuDNN path from running it.
+
+    The kernel takes a mask only as right padding (sequence lengths); a row
+    padded on the left or in the middle makes Keras raise on a GPU, and a
+    row with no real token at all (a fully masked row) has no length.
+    """
+    ids = tf.convert_to_tensor(token_ids)
+    real = tf.not_equal(ids, pad_id)  # (batch, time)
+    lengths = tf.reduce_sum(tf.cast(real, "int32"), axis=1)  # (batch,)
+    right_padded = tf.reduce_all(tf.equal(real, tf.sequence_mask(lengths, tf.shape(ids)[1])), axis=1)
+    problems = [f"row {int(row)} is not right padded (padding before a real token)"
+                for row in tf.where(~right_padded)[:, 0].numpy()[:3]]
+    problems += [f"row {int(row)} is fully padded (no real token)" for row in tf.where(lengths == 0)[:, 0].numpy()[:3]]
+    return problems
+
+
+def cudnn_report(backbone, sample_ids=None):
+    """Which recurrent layers of an `LSTMBackbone` can run the fused cuDNN kernel on a GPU, and why not.
+
+    Args:
+        backbone: an `LSTMBackbone` (or a task with a `.backbone`).
+        sample_ids: optional ids `(batch, time)` the model is fed (e.g. a
+            training batch), checked for right padding and empty rows.
+
+    Returns:
+        A dict: `kernel` (what runs on this machine: "cudnn" or "hoisted"),
+        `eligible` (every layer and the sample can use cuDNN), `layers`
+        (one entry per recurrent layer and direction: name, class,
+        eligible, problems) and `data_problems`.
+
+    Example:
+    >>> from textlstm.models import LSTMBackbone
+    >>> report = cudnn_report(LSTMBackbone(50, embedding_dim=8, hidden_dim=8, num_layers=1, bidirectional=True))
+    >>> report["eligible"], [layer["name"] for layer in report["layers"]]
+    (True, ['bidirectional_0/forward', 'bidirectional_0/backward'])
+    """
+    backbone = getattr(backbone, "backbone", backbone)
+    layers = []
+    for layer in backbone.recurrent_layers:
+        if isinstance(layer, keras.layers.Bidirectional):  # Keras copies each direction: check both (keras #21533)
+            parts = [(f"{layer.name}/forward", layer.forward_layer), (f"{layer.name}/backward", layer.backward_layer)]
+        else:
+            parts = [(layer.name, layer)]
+        for name, part in parts:
+            problems = layer_cudnn_problems(part)
+            layers.append({"name": name, "class": type(part).__name__, "eligible": not problems, "problems": problems})
+    data_problems = [] if sample_ids is None else padding_problems(sample_ids)
+    return {"kernel": kernel_path(), "eligible": all(entry["eligible"] for entry in layers) and not data_problems,
+            "layers": layers, "data_problems": data_problems}
+
+
+def describe_cudnn_report(report):
+    """One line for logs and run reports."""
+    if report["eligible"]:
+        return f"cuDNN-eligible: all {len(report['layers'])} recurrent layers (running here: {report['kernel']} kernel)"
+    problems = [f"{entry['name']}: {', '.join(entry['problems'])}" for entry in report["layers"] if entry["problems"]]
+    return (f"NOT cuDNN-eligible (GPUs fall back to Keras's generic loop): "
+            f"{'; '.join(problems + report['data_problems'])} (running here: {report['kernel']} kernel)")
