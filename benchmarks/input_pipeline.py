@@ -1,7 +1,7 @@
 """Input pipeline throughput (read, tokenize, lay out windows; no model) against what training consumes.
 
-    python benchmarks/input_pipeline.py [--file ../shared/data/ptb/ptb.train.txt] [--batch-size 20]
-        [--sequence-length 35] [--repetitions 3]
+    python benchmarks/input_pipeline.py --training-tokens-per-second N [--file ../shared/data/ptb/ptb.train.txt]
+        [--batch-size 20] [--sequence-length 35] [--repetitions 3]
 
 Times, in one process, one full pass over the PTB training text (930k
 tokens) through both stream layouts of the language model:
@@ -42,8 +42,9 @@ def main():
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--sequence-length", type=int, default=35)
     parser.add_argument("--repetitions", type=int, default=3)
-    parser.add_argument("--training-tokens-per-second", type=float, default=9166.0,
-                        help="the fastest training rate of these shapes (training_speed.py, sampled softmax 2x200)")
+    parser.add_argument("--training-tokens-per-second", type=float, required=True,
+                        help="the fastest training rate of these shapes on this machine, from "
+                             "`training_speed.py --models ptb_small --variants 'sampled softmax 1024'`")
     args = parser.parse_args()
     print(f"CPU: {cpu_description()}; file {args.file}", flush=True)
     preprocessor = LanguageModelPreprocessor.for_mode(

@@ -42,7 +42,7 @@ import tensorflow as tf  # noqa: E402
 
 from textlstm.models import LanguageModel, LSTMBackbone, TextClassifier  # noqa: E402
 from textlstm.models.recurrent import kernel_path  # noqa: E402
-from textlstm.training import cpu_description  # noqa: E402
+from textlstm.training import StepTimer, cpu_description  # noqa: E402
 from textlstm.reports import markdown_table  # noqa: E402
 
 # name: (kind, vocabulary, embedding, hidden, layers, batch, time steps)
@@ -123,21 +123,11 @@ class TextlstmRunner:
         self.model.fit(self.data, steps_per_epoch=3, epochs=1, verbose=0)  # trace (and compile)
 
     def time(self):
-        """Seconds from the first step's start to the last step's end (a `fit` call also spends up to about
-        a second after its last step tearing its data iterator down, which a training run pays once)."""
-        timer = _StepTimer()
-        self.model.fit(self.data, steps_per_epoch=self.steps, epochs=1, verbose=0, callbacks=[timer])
-        return timer.end - timer.start
-
-
-class _StepTimer(keras.callbacks.Callback):
-    def on_train_batch_begin(self, batch, logs=None):
-        if batch == 0:
-            self.start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        float(logs["loss"])  # waits for the step to finish
-        self.end = time.perf_counter()
+        """Seconds per step, from the end of the first step to the end of the last (a `fit` call also spends
+        up to about a second after its last step tearing its data iterator down, which a run pays once)."""
+        timer = StepTimer()
+        self.model.fit(self.data, steps_per_epoch=self.steps + 1, epochs=1, verbose=0, callbacks=[timer])
+        return (timer.end - timer.start) / self.steps
 
 
 class TorchRunner:
@@ -211,14 +201,13 @@ class TorchRunner:
                 self.optimizer.step()
 
     def time(self):
-        return _seconds(lambda: self._run(self.steps))
+        """Seconds per step."""
+        return _seconds(lambda: self._run(self.steps)) / self.steps
 
 
 def measure(name, repetitions, steps, variants):
     *_, batch, time_steps = MODELS[name]
-    kind = MODELS[name][0]
-    # Classifier batches are padded (masked): they run Keras's loop on a CPU (textlstm.models.recurrent).
-    kernel = kernel_path() if kind == "lm" or kernel_path() == "cudnn" else "Keras loop, masked"
+    kernel = kernel_path(masked=MODELS[name][0] == "classifier")  # classifier batches are padded: masked
     runners = {f"textlstm ({kernel} kernel)": TextlstmRunner(*MODELS[name], steps)}
     for variant in variants:
         runners[f"textlstm, {variant}"] = TextlstmRunner(*MODELS[name], steps, variant=variant)
@@ -230,7 +219,7 @@ def measure(name, repetitions, steps, variants):
     for _ in range(repetitions):
         for label, runner in runners.items():
             seconds[label].append(runner.time())
-    tokens = steps * batch * time_steps
+    tokens = batch * time_steps  # a step's
     return {label: [tokens / s for s in values] for label, values in seconds.items()}
 
 

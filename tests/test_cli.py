@@ -32,6 +32,27 @@ def test_config_error_exits_2_and_names_the_key(capsys):
     assert "unknown key `nhid`" in capsys.readouterr().err
 
 
+def test_user_errors_print_one_line_and_internal_errors_keep_their_traceback(tmp_path, capsys, monkeypatch):
+    import keras
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.keras").write_bytes(b"PK\x03\x04 cut off mid-write")  # a truncated zip archive
+    assert main(["generate", "--run-dir", str(tmp_path)]) == 2
+    assert "model.keras is not a Keras model file (not a complete zip archive" in capsys.readouterr().err
+
+    def broken_keras(*args, **kwargs):  # a ValueError from inside a library, not from textlstm's checks
+        raise ValueError("an internal failure")
+
+    (tmp_path / "model.keras").unlink()
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "model.keras", "w") as archive:
+        archive.writestr("config.json", "{}")
+    monkeypatch.setattr(keras.saving, "load_model", broken_keras)
+    with pytest.raises(ValueError, match="an internal failure"):
+        main(["generate", "--run-dir", str(tmp_path)])
+
+
 def test_finished_run_is_not_overwritten(trained_run, capsys):
     before = (trained_run / "model.keras").read_bytes()
     assert main(["train", "lm", "--run-dir", str(trained_run)]) == 2  # its own config: nothing more to do

@@ -146,6 +146,12 @@ def test_file_streams_report_bad_bytes_and_too_little_text_before_training(tmp_p
         file_stream_dataset(preprocessor, str(short), 2, 5)
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         file_stream_dataset(preprocessor, str(tmp_path / "missing.txt"), 2, 5)
+    with pytest.raises(ValueError, match="`paths` lists a file more than once"):
+        file_stream_dataset(preprocessor, [str(short), str(short)], 2, 5)
+    lopsided = tmp_path / "lopsided.txt"
+    lopsided.write_text("a " * 500 + "\nb\nc\nd\n", encoding="utf-8")  # one line holds most of the bytes
+    with pytest.raises(ValueError, match="cannot be cut at line ends into batch_size=3 streams"):
+        file_stream_dataset(preprocessor, str(lopsided), 3, 5)
 
 
 MEMORY_SCRIPT = """

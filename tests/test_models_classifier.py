@@ -300,3 +300,20 @@ def test_layer_groups_cover_every_trainable_variable_once(tokenizer):
     grouped = [id(v) for group in groups for v in group]
     assert len(grouped) == len(set(grouped))
     assert sorted(grouped) == sorted(id(v) for v in classifier.trainable_variables)
+
+
+def test_a_bfloat16_backbone_from_the_config_field_keeps_a_float32_head(tokenizer):
+    from textlstm.config import SentimentConfig, config_from_dict
+    from textlstm.recipes.run_steps import build_backbone
+
+    config = config_from_dict(SentimentConfig, {"precision": "mixed_bfloat16", "embedding_dim": 8, "hidden_dim": 8,
+                                                "num_layers": 1})
+    backbone = build_backbone(config, tokenizer.vocabulary_size(), bidirectional=True)
+    classifier = SentimentClassifier(backbone, num_classes=2, preprocessor=ClassifierPreprocessor(tokenizer))
+    classifier.compile()
+    assert backbone.dtype_policy.name == "mixed_bfloat16" and backbone.cudnn_eligible
+    assert not isinstance(classifier.optimizer, keras.optimizers.LossScaleOptimizer)  # bfloat16 needs no scaling
+    probabilities = classifier.predict(["a fine film", "dull"]).probabilities
+    assert probabilities.dtype == np.float32 and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+    with pytest.raises(ValueError, match="precision"):
+        config_from_dict(SentimentConfig, {"precision": "float16"})

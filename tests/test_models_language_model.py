@@ -9,7 +9,7 @@ from textlstm.data import stream_windows
 from textlstm.models import LanguageModel, LSTMBackbone
 from textlstm.preprocessors import LanguageModelPreprocessor
 from textlstm.probes import KerasScorer
-from textlstm.tokenizers import EOS_ID, WordTokenizer
+from textlstm.tokenizers import BOS_ID, EOS_ID, PAD_ID, WordTokenizer
 
 
 def test_score_matches_log_softmax_of_logits(tiny_lm):
@@ -105,22 +105,42 @@ def test_generate_samplers(tiny_lm):
         tiny_lm.generate(["the"], temperature=0)
 
 
-def test_beam_search_finds_the_most_probable_continuation():
-    """With as many beams as tokens, two steps of beam search are exhaustive: the brute-force argmax."""
-    keras.utils.set_random_seed(7)
+def test_beam_search_equals_a_reference_beam_search():
+    """Three steps of beam search after prompts of different lengths equal a NumPy reference (keep the
+    `num_beams` best sequences each step, return the best at the end), on a model whose next-token
+    distributions are far from uniform. (Here, before each prompt had its own sampler call cut to its length
+    plus `max_length`, the shorter prompt's beams ran on into the padding and returned another text.)"""
+    keras.utils.set_random_seed(2)
     word_tokenizer = WordTokenizer.from_texts(["the company said profits rose in the quarter"])
     vocabulary_size = word_tokenizer.vocabulary_size()
     lm = LanguageModel(LSTMBackbone(vocabulary_size, embedding_dim=8, hidden_dim=8, num_layers=1),
                        preprocessor=LanguageModelPreprocessor.for_mode(word_tokenizer, "stream"))
-    lm.output_bias.assign(np.where(np.arange(vocabulary_size) == EOS_ID, -50.0, 0.0))  # never stop early
-    prompt = lm.preprocessor.prompt(tf.constant(["the company"])).to_tensor()  # (1, prompt length)
-    candidates = np.array([(a, b) for a in range(4, vocabulary_size) for b in range(4, vocabulary_size)], "int32")
-    ids = np.concatenate([np.repeat(prompt.numpy(), len(candidates), axis=0), candidates], axis=1)
-    totals = lm.token_log_probs(ids).numpy()[:, -2:].sum(axis=1)
-    best = word_tokenizer.detokenize(tf.constant(ids[[np.argmax(totals)], 1:])).numpy()[0].decode()
-    assert lm.generate(["the company"], max_length=2, sampler="beam", num_beams=vocabulary_size) == [best]
-    assert (lm.generate(["the company"], max_length=6, sampler="beam", num_beams=1)
-            == lm.generate(["the company"], max_length=6, sampler="greedy"))
+    peaked = np.random.RandomState(2).normal(0, 3, size=vocabulary_size)
+    # No </s> (never stop early); no <pad> or <s> either, which generation never samples: the reference's
+    # log-probs then need no renormalisation.
+    never = np.isin(np.arange(vocabulary_size), [PAD_ID, BOS_ID, EOS_ID])
+    lm.output_bias.assign(np.where(never, -50.0, peaked))
+    embedding = lm.backbone.token_embedding.embeddings
+    embedding.assign(embedding * 20)  # the context matters: the best path is not a chain of argmaxes
+    tokens = np.array([t for t in range(1, vocabulary_size) if t != BOS_ID])
+    prompts = ["the company", "profits rose in the"]
+
+    def reference(prompt, num_beams, steps=3):
+        beams = lm.preprocessor.prompt(tf.constant([prompt])).to_tensor().numpy()  # (1, prompt length)
+        scores = np.zeros(1)
+        for _ in range(steps):
+            candidates = np.concatenate([np.repeat(beams, len(tokens), axis=0), np.tile(tokens, len(beams))[:, None]],
+                                        axis=1)
+            totals = np.repeat(scores, len(tokens)) + lm.token_log_probs(candidates).numpy()[:, -1]
+            order = np.argsort(-totals)[:num_beams]
+            beams, scores = candidates[order], totals[order]
+        return word_tokenizer.detokenize(tf.constant(beams[:1, 1:])).numpy()[0].decode()
+
+    for num_beams in (2, vocabulary_size):
+        assert (lm.generate(prompts, max_length=3, sampler="beam", num_beams=num_beams)
+                == [reference(prompt, num_beams) for prompt in prompts])
+    assert (lm.generate(prompts, max_length=6, sampler="beam", num_beams=1)
+            == lm.generate(prompts, max_length=6, sampler="greedy"))
 
 
 def test_generation_stops_at_eos(word_tokenizer):
@@ -157,3 +177,23 @@ def test_xla_trains_with_a_tokenizer_attached(word_tokenizer):
     assert history.history["loss"][1] < history.history["loss"][0]
     with pytest.raises(ValueError, match=r"`jit_compile=True` cannot compile `sampled_softmax=8`"):
         lm.compile("sgd", jit_compile=True, sampled_softmax=8)
+
+
+def test_mixed_precision_backbone_trains_with_float32_softmax_and_loss_scaling(tmp_path, word_tokenizer):
+    keras.utils.set_random_seed(0)
+    backbone = LSTMBackbone(50, embedding_dim=16, hidden_dim=16, num_layers=2, dtype="mixed_float16")
+    lm = LanguageModel(backbone)
+    windows = stream_windows(np.tile(np.arange(4, 14), 40), batch_size=4, sequence_length=10)
+    lm.compile(keras.optimizers.Adam(0.02), carry_state=True)
+    assert isinstance(lm.optimizer, keras.optimizers.LossScaleOptimizer)
+    hidden = backbone(np.ones((2, 3), "int32"))
+    assert hidden.dtype == "float16" and lm(np.ones((2, 3), "int32")).dtype == "float32"
+    assert all(variable.dtype == "float32" for variable in lm.trainable_variables)
+    before = lm.evaluate(windows, return_dict=True, verbose=0)["perplexity"]
+    lm.fit(windows, epochs=4, verbose=0)
+    after = lm.evaluate(windows, return_dict=True, verbose=0)["perplexity"]
+    assert np.isfinite(after) and after < before / 3
+    lm.save(tmp_path / "mixed.keras")
+    restored = keras.saving.load_model(tmp_path / "mixed.keras", safe_mode=True)
+    assert restored.backbone.dtype_policy.name == "mixed_float16"
+    np.testing.assert_allclose(restored(np.ones((2, 3), "int32")), lm(np.ones((2, 3), "int32")), atol=1e-3)

@@ -86,6 +86,13 @@ def test_unmasked_stream_call_equals_masked_call_on_unpadded_windows():
     unmasked, unmasked_states = backbone(ids, return_state=True, padded=False)
     np.testing.assert_allclose(masked, unmasked, atol=1e-6)
     np.testing.assert_allclose(masked_states[-1][1], unmasked_states[-1][1], atol=1e-6)
+    # The last evaluation window of a stream (keep_last) is padded at its end in every row: unmasked, the
+    # real positions, whose targets are the only ones weighed, still get exactly the masked outputs.
+    tail = ids.copy()
+    tail[:, 5:] = 0
+    state = [[np.random.RandomState(i).randn(3, 5).astype("float32") for i in range(2)] for _ in range(2)]
+    np.testing.assert_allclose(backbone(tail, initial_state=state)[:, :5],
+                               backbone(tail, initial_state=state, padded=False)[:, :5], atol=1e-6)
 
 
 def test_config_round_trip_and_bad_cpu_kernel():

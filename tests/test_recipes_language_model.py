@@ -61,6 +61,9 @@ def test_a_run_streams_its_training_file_when_asked(tmp_path, ptb_dir, ptb_lines
     tokens = sum(len(line.split()) + 1 for line in ptb_lines[:2000])
     assert 0.9 * tokens < metrics["train_tokens_per_epoch"] <= tokens + 1
     assert metrics["valid_perplexity"] < 1500  # a word model of PTB's first 2000 lines after 2 epochs
-    with pytest.raises(ValueError, match="`stream_from_file=true` needs mode=stream, no tfds_name and "
-                                         "max_train_lines > 0"):
+    with pytest.raises(ValueError, match="`stream_from_file=true` needs mode=stream, no tfds_name, "
+                                         "reverse_lines=false and max_train_lines > 0"):
         config_from_dict(LanguageModelConfig, {"stream_from_file": True})
+    with pytest.raises(ValueError, match="reverse_lines=True"):  # a backward LM would silently train forwards
+        config_from_dict(LanguageModelConfig, {"stream_from_file": True, "max_train_lines": 10,
+                                               "reverse_lines": True})

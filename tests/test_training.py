@@ -25,15 +25,17 @@ def test_jit_compile_is_forced_or_measured_on_this_machine():
         return lm
 
     data = stream_windows(np.random.RandomState(0).randint(4, 40, size=800), batch_size=4, sequence_length=10)
-    assert training.choose_jit_compile("true", build, data)[0] is True and not built
-    assert training.choose_jit_compile("false", build, data)[0] is False and not built
-    assert training.choose_jit_compile("auto", build, data, sampled_softmax=64) == (False, {
-        "setting": "auto", "cpu": training.cpu_description()})  # XLA cannot compile the sampler: not measured
-    assert training.choose_jit_compile("auto", build, data, mode="sentence")[0] is False and not built
-    chosen, choice = training.choose_jit_compile("auto", build, data, steps=3)
+    assert training.choose_jit_compile("true", build, data)["chosen"] is True and not built
+    assert training.choose_jit_compile("false", build, data)["chosen"] is False and not built
+    assert training.choose_jit_compile("auto", build, data, sampled_softmax=64) == {
+        "setting": "auto", "cpu": training.cpu_description(), "chosen": False}  # XLA cannot compile the sampler
+    assert training.choose_jit_compile("auto", build, data, mode="sentence")["chosen"] is False and not built
+    choice = training.choose_jit_compile("auto", build, data, steps=3)
     assert built == [False, True]
-    assert chosen == (choice["ms_per_step"]["xla"] < choice["ms_per_step"]["no_xla"])
+    assert choice["chosen"] == (choice["ms_per_step"]["xla"] < choice["ms_per_step"]["no_xla"])
     assert "logical cores" in choice["cpu"]
+    with pytest.raises(ValueError, match="`setting` must be 'auto', 'true' or 'false', received True"):
+        training.choose_jit_compile(True, build, data)
 
 
 def test_optimizer_clips_by_default():

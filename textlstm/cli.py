@@ -430,12 +430,28 @@ def build_parser():
     return parser
 
 
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def raised_by_textlstm(error):
+    """Whether `error` was raised by textlstm's own code (its checks of what the user gave it), rather than
+    from inside Keras, TensorFlow or another library, where it is an internal error worth its traceback."""
+    frame = error.__traceback__
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    return os.path.abspath(frame.tb_frame.f_code.co_filename).startswith(PACKAGE_DIR + os.sep)
+
+
 def main(argv=None):
+    """Runs a subcommand. A user error (bad config, missing file, bad data, refused run directory), which
+    textlstm's own checks raise, prints one line and returns 2; any other error keeps its traceback."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
+        if not raised_by_textlstm(error):
+            raise
         print(f"textlstm: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -117,6 +117,7 @@ class RunConfig:
     dropout: float = setting(0.1, Range(0, 1, high_open=True))  # Between layers only (Zaremba et al. 2014); recurrent dropout breaks cuDNN.
     kernel_initializer: str = setting("glorot_uniform", Choice(*INITIALIZERS))  # Keras's default, what the benchmarks ran with; "uniform" = ±0.1 (Zaremba).
     recurrent_initializer: str = setting("orthogonal", Choice(*INITIALIZERS))  # Saxe et al. (2014): keeps early gradients from vanishing.
+    precision: str = setting("float32", Choice("float32", "mixed_float16", "mixed_bfloat16"))  # The backbone's compute dtype; mixed_float16 is for GPUs (slow on CPUs); softmax and loss stay float32.
 
     # Optimisation.
     optimizer: str = setting("sgd", Choice("adam", "sgd"))  # Each task sets its own default optimizer and rate.
@@ -185,10 +186,12 @@ class LanguageModelConfig(RunConfig):
             raise ValueError(f"{source}: field `jit_compile=true` cannot compile `sampled_softmax="
                              f"{self.sampled_softmax}` (XLA has no kernel for TF's candidate sampler); "
                              f"set sampled_softmax=0 or jit_compile to auto or false.")
-        if self.stream_from_file and (self.mode != "stream" or self.tfds_name or not self.max_train_lines):
-            raise ValueError(f"{source}: field `stream_from_file=true` needs mode=stream, no tfds_name and "
-                             f"max_train_lines > 0 (the lines the tokenizer learns from), received mode="
-                             f"{self.mode!r}, tfds_name={self.tfds_name!r}, max_train_lines={self.max_train_lines}.")
+        if self.stream_from_file and (self.mode != "stream" or self.tfds_name or not self.max_train_lines
+                                      or self.reverse_lines):
+            raise ValueError(f"{source}: field `stream_from_file=true` needs mode=stream, no tfds_name, "
+                             f"reverse_lines=false and max_train_lines > 0 (the lines the tokenizer learns from), "
+                             f"received mode={self.mode!r}, tfds_name={self.tfds_name!r}, reverse_lines="
+                             f"{self.reverse_lines}, max_train_lines={self.max_train_lines}.")
         if self.tie_weights and self.embedding_dim != self.hidden_dim:
             raise ValueError(f"{source}: field `tie_weights=true` needs embedding_dim == hidden_dim, received "
                              f"embedding_dim={self.embedding_dim}, hidden_dim={self.hidden_dim}.")

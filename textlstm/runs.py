@@ -197,6 +197,14 @@ class RunDirectory:
         """False when training finished in an earlier attempt and nothing asks for more."""
         return not self.progress.get("fit_finished", False)
 
+    def remember(self, key, compute):
+        """`progress[key]`, computed by `compute()` and recorded the first time: a choice made once per run
+        (e.g. XLA on or off), which a resumed or continued attempt keeps."""
+        if key not in self.progress:
+            self.progress[key] = compute()
+            write_json(self.progress, self.file(PROGRESS_FILE))
+        return self.progress[key]
+
     def finish_fit(self, epochs_done, stopped_by):
         """Records that training finished: `stopped_by` is "epochs", "time_budget" or "early_stopping"."""
         self.progress.update(fit_finished=True, epochs_done=epochs_done, stopped_by=stopped_by)

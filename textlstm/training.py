@@ -1,6 +1,7 @@
 """Training plumbing shared by every task: optimizers, schedules, callbacks."""
 
 import csv
+import gc
 import logging
 import os
 import platform
@@ -49,10 +50,12 @@ def choose_jit_compile(setting, build_compiled_model, data, steps=5, **measure):
 
     Whether XLA speeds a training step up depends on the CPU, not only on
     the model: for 2x200 LSTMs it measured 1.7x faster on one Intel machine
-    and 1.7x slower on an AMD EPYC (issue 11), so it is never fixed from one
-    machine's numbers. "auto" times `steps` training steps (after a warm-up
-    that traces and compiles) of two throwaway models, without and with
-    XLA, on the run's own data, and keeps the faster.
+    (BENCHMARKS.md) and 1.7x slower on an AMD EPYC (the measurement quoted in
+    issue 11), so it is never fixed from one machine's numbers. "auto" times
+    `steps` training steps (after a warm-up that traces and compiles) of two
+    throwaway models, without and with XLA, on the run's own data, and keeps
+    the faster. A recipe records the choice in the run directory
+    (`RunDirectory.remember`), so a resumed run does not change it.
 
     Args:
         setting: "auto", "true" or "false".
@@ -63,26 +66,38 @@ def choose_jit_compile(setting, build_compiled_model, data, steps=5, **measure):
         **measure: `xla_is_measured`'s keyword arguments.
 
     Returns:
-        (jit_compile, a dict of how it was chosen: setting, CPU, ms per step
-        of each variant when measured).
+        A dict: `chosen` (bool), `setting`, `cpu`, and when measured
+        `ms_per_step` of each variant.
     """
+    if setting not in ("auto", "true", "false"):
+        raise ValueError(f"`setting` must be 'auto', 'true' or 'false', received {setting!r}.")
     choice = {"setting": setting, "cpu": cpu_description()}
-    if setting in ("true", "false"):
-        return setting == "true", choice
-    if not xla_is_measured(setting, **measure):
-        return False, choice
+    if setting != "auto" or not xla_is_measured(setting, **measure):
+        return {**choice, "chosen": setting == "true"}
     milliseconds = {}
     for jit_compile in (False, True):
         model = build_compiled_model(jit_compile)
         model.fit(data.take(2), epochs=1, verbose=0)  # trace and compile
-        start = time.perf_counter()
-        model.fit(data.take(steps), epochs=1, verbose=0)
-        milliseconds["xla" if jit_compile else "no_xla"] = (time.perf_counter() - start) / steps * 1000
+        timer = StepTimer()
+        model.fit(data.take(steps), epochs=1, verbose=0, callbacks=[timer])
+        milliseconds["xla" if jit_compile else "no_xla"] = (timer.end - timer.start) / (steps - 1) * 1000
+        del model
+        gc.collect()  # the throwaway models' reference cycles: free them before training
     chosen = milliseconds["xla"] < milliseconds["no_xla"]
-    choice["ms_per_step"] = {name: round(value, 1) for name, value in milliseconds.items()}
     logger.info("jit_compile=auto: %.1f ms/step with XLA, %.1f without, on %s: training %s XLA",
                 milliseconds["xla"], milliseconds["no_xla"], choice["cpu"], "with" if chosen else "without")
-    return chosen, choice
+    return {**choice, "chosen": chosen, "ms_per_step": milliseconds}
+
+
+class StepTimer(keras.callbacks.Callback):
+    """`end - start`: from the end of a `fit`'s first step (tracing, warm-up) to the end of its last, so
+    steps only, not `fit`'s setup or teardown; divide by the steps minus one."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        float(logs["loss"])  # waits for the step to finish
+        if batch == 0:
+            self.start = time.perf_counter()
+        self.end = time.perf_counter()
 
 
 def _with_l2_penalty(optimizer_class):

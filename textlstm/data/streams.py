@@ -99,6 +99,15 @@ def non_empty(lines, source):
     return kept
 
 
+def check_stream_preprocessor(preprocessor):
+    """Raises unless `preprocessor` frames texts as a stream has them: `</s>` first and last."""
+    if preprocessor.start_token_id != EOS_ID or not preprocessor.add_end_token:
+        raise ValueError(
+            f"`preprocessor` must open texts with '</s>' and close them with '</s>' for a stream, received "
+            f"start_token={preprocessor.start_token!r}, add_end_token={preprocessor.add_end_token!r}."
+        )
+
+
 def token_stream(preprocessor, lines, source="lines"):
     """Lines -> one int32 token stream in which every line follows `</s>`:
 
@@ -110,11 +119,7 @@ def token_stream(preprocessor, lines, source="lines"):
     before the texts it scores. Blank lines are skipped; `source` (e.g. the
     file) names the data in errors.
     """
-    if preprocessor.start_token_id != EOS_ID or not preprocessor.add_end_token:
-        raise ValueError(
-            f"`preprocessor` must open texts with '</s>' and close them with '</s>' for a stream, received "
-            f"start_token={preprocessor.start_token!r}, add_end_token={preprocessor.add_end_token!r}."
-        )
+    check_stream_preprocessor(preprocessor)
     encoded = preprocessor.encode_lines(non_empty(lines, source), add_start_token=False)
     return np.concatenate([[EOS_ID], *encoded]).astype("int32")
 
@@ -140,31 +145,37 @@ def stream_boundaries(paths, batch_size, encoding="utf-8"):
     Returns:
         A list (one per stream) of `(path, start byte, end byte)` segments.
     """
+    if len(set(paths)) != len(paths):
+        raise ValueError(f"`paths` lists a file more than once: {paths}.")
     sizes = []
     for path in paths:
         check_exists(path)
         sizes.append(os.path.getsize(path))
     total = sum(sizes)
     targets = [total * (i + 1) // batch_size for i in range(batch_size - 1)]  # cut points, in bytes
-    cuts, offset, texts = [], 0, 0
+    cuts, offset, non_empty_lines = [], 0, 0
     for path, size in zip(paths, sizes):
         position = 0
         with open(path, "rb") as file:
             for line_number, raw in enumerate(tqdm(file, desc=f"scanning {os.path.basename(path)}", unit=" lines",
                                                    disable=None if size > 50_000_000 else True), start=1):
-                texts += bool(decode_line(raw, encoding, path, line_number).strip())
+                non_empty_lines += bool(decode_line(raw, encoding, path, line_number).strip())
                 position += len(raw)
                 while targets and offset + position >= targets[0]:
                     cuts.append((path, position))
                     targets.pop(0)
         offset += size
-    if texts < batch_size:
-        raise ValueError(f"{', '.join(paths)}: {texts} non-empty lines, too few for batch_size={batch_size}.")
+    if non_empty_lines < batch_size:
+        raise ValueError(f"{', '.join(paths)}: {non_empty_lines} non-empty lines, too few for "
+                         f"batch_size={batch_size}.")
     streams = []
     for (first_path, start), (last_path, end) in zip([(paths[0], 0)] + cuts, cuts + [(paths[-1], sizes[-1])]):
         first, last = paths.index(first_path), paths.index(last_path)
         segments = [(paths[i], start if i == first else 0, end if i == last else sizes[i]) for i in range(first, last + 1)]
         streams.append([segment for segment in segments if segment[2] > segment[1]])
+    if not all(streams):  # a line longer than total / batch_size bytes holds several cut points
+        raise ValueError(f"{', '.join(paths)}: {total} bytes cannot be cut at line ends into batch_size="
+                         f"{batch_size} streams (a line is longer than a stream's share); lower batch_size.")
     return streams
 
 
@@ -204,7 +215,8 @@ def file_stream_dataset(preprocessor, paths, batch_size, sequence_length, encodi
     Each stream opens with `</s>`; windows overlap by one token, so every
     token but a stream's first is a target once. The streams are of about
     equal bytes, not equal tokens: an epoch ends with the shortest stream,
-    and the tail of the others (at most a few windows) is not trained on.
+    and the tail of the others is not trained on (1% of PTB's tokens,
+    BENCHMARKS.md; more where tokens per byte vary along the file).
 
     Args:
         preprocessor: a stream-mode `LanguageModelPreprocessor` (`</s>` first and last).
@@ -218,11 +230,7 @@ def file_stream_dataset(preprocessor, paths, batch_size, sequence_length, encodi
     Returns:
         A `tf.data.Dataset` of `(x, y, sample_weight)`, each `(batch_size, sequence_length)`.
     """
-    if preprocessor.start_token_id != EOS_ID or not preprocessor.add_end_token:
-        raise ValueError(
-            f"`preprocessor` must open texts with '</s>' and close them with '</s>' for a stream, received "
-            f"start_token={preprocessor.start_token!r}, add_end_token={preprocessor.add_end_token!r}."
-        )
+    check_stream_preprocessor(preprocessor)
     paths = [paths] if isinstance(paths, str) else list(paths)
 
     boundaries = boundaries or stream_boundaries(paths, batch_size, encoding)

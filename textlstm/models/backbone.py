@@ -56,6 +56,10 @@ class LSTMBackbone(keras.Model):
         recurrent_initializer: the same for the recurrent kernels;
             "orthogonal" (Saxe et al. 2014) is Keras's default.
         require_cudnn: bool, refuse settings the cuDNN kernel cannot run.
+        dtype: Keras's dtype policy of every layer of the stack, e.g.
+            "mixed_float16" (float16 compute, float32 weights: GPU tensor
+            cores) or "mixed_bfloat16"; the task models on top stay float32
+            (their softmax and loss too) and add loss scaling for float16.
 
     Example:
     >>> import numpy as np
@@ -132,17 +136,17 @@ class LSTMBackbone(keras.Model):
         self.token_embedding = keras.layers.Embedding(
             vocabulary_size, embedding_dim,
             embeddings_initializer=keras.initializers.RandomUniform(-0.1, 0.1),
-            name="token_embedding",
+            name="token_embedding", dtype=self.dtype_policy,
         )
-        self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
+        self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout", dtype=self.dtype_policy)
         self.recurrent_layers = []
         self.layer_dropouts = []
         for i in range(num_layers):
             layer = self._recurrent_layer(i, settings)
             if bidirectional:
-                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}")
+                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}", dtype=self.dtype_policy)
             self.recurrent_layers.append(layer)
-            self.layer_dropouts.append(keras.layers.Dropout(dropout, name=f"dropout_{i}"))
+            self.layer_dropouts.append(keras.layers.Dropout(dropout, name=f"dropout_{i}", dtype=self.dtype_policy))
 
     def _recurrent_layer(self, index, settings):
         """Layer `index` of the stack, unwrapped: returns sequences and states."""
@@ -152,11 +156,12 @@ class LSTMBackbone(keras.Model):
         if self.cell_type == "peephole_lstm":
             settings = dict(settings)
             unroll = settings.pop("unroll")
-            cell = PeepholeLSTMCell(self.hidden_dim, **initializers, **settings)
-            return keras.layers.RNN(cell, return_sequences=True, return_state=True, unroll=unroll, name=name)
+            cell = PeepholeLSTMCell(self.hidden_dim, **initializers, **settings, dtype=self.dtype_policy)
+            return keras.layers.RNN(cell, return_sequences=True, return_state=True, unroll=unroll, name=name,
+                                    dtype=self.dtype_policy)
         layer_class = LSTM if self.cell_type == "lstm" else keras.layers.GRU
         return layer_class(self.hidden_dim, return_sequences=True, return_state=True, name=name,
-                           **initializers, **settings)
+                           dtype=self.dtype_policy, **initializers, **settings)
 
     def build(self, input_shape):
         self.token_embedding.build(input_shape)

@@ -136,7 +136,7 @@ class LanguageModel(Task):
     def call(self, token_ids, initial_state=None, return_state=False, training=None):
         """ids `(batch, time)` -> logits `(batch, time, vocabulary_size)` [, final states]."""
         hidden, states = self.backbone(token_ids, initial_state=initial_state, return_state=True, training=training)
-        logits = self.project(hidden)
+        logits = self.project(ops.cast(hidden, self.compute_dtype))  # float32 even under a mixed-precision backbone
         return (logits, states) if return_state else logits
 
     def project(self, hidden):
@@ -232,7 +232,7 @@ class LanguageModel(Task):
         if self.carry_state:
             flat = [s for layer in states for s in layer]
             for variable, value in zip(self._carried.variables[(phase, x.shape[0])], flat):
-                variable.assign(tf.stop_gradient(value))
+                variable.assign(tf.cast(tf.stop_gradient(value), variable.dtype))
 
     def _token_losses(self, hidden, targets, training):
         """Per-token negative log-likelihood `(batch, time)`, in nats."""
@@ -258,7 +258,7 @@ class LanguageModel(Task):
         hidden, states = self.backbone(x, initial_state=initial_state, return_state=True, training=training,
                                        padded=not self.carry_state)
         self._write_carried(phase, x, states)
-        token_losses = self._token_losses(hidden, y, training)  # (batch, time)
+        token_losses = self._token_losses(ops.cast(hidden, self.compute_dtype), y, training)  # (batch, time)
         loss = tf.reduce_sum(token_losses * sample_weight) / tf.maximum(tf.reduce_sum(sample_weight), 1.0)
         return loss, token_losses, sample_weight
 
@@ -270,7 +270,8 @@ class LanguageModel(Task):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss, token_losses, sample_weight = self._step(data, training=True)
-        gradients = tape.gradient(loss, self.trainable_variables)
+            scaled_loss = self.optimizer.scale_loss(loss)  # the loss itself, unless compile added loss scaling
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         return self._update_metrics(token_losses, sample_weight)
 
@@ -376,21 +377,30 @@ class LanguageModel(Task):
         total = int(lengths.max()) + max_length
         padded = prompt_ids.to_tensor(PAD_ID, shape=[len(prompts), total])  # (batch, total)
         mask = tf.sequence_mask(lengths, total)  # True on prompt tokens, kept as they are
-        output = self._generate(padded, mask, samplers[sampler]())
+        if sampler == "beam":  # a beam's score adds up every step it takes: each prompt alone, its steps only
+            output = [self._generate(padded[i : i + 1, : length + max_length], mask[i : i + 1, : length + max_length],
+                                     samplers[sampler](), int(length)).numpy()[0] for i, length in enumerate(lengths)]
+        else:
+            output = self._generate(padded, mask, samplers[sampler](), int(lengths.min())).numpy()
         texts = []
-        for ids, length in zip(output.numpy(), lengths):
+        for ids, length in zip(output, lengths):
             new = ids[length : length + max_length].tolist()
             new = new[: new.index(EOS_ID)] if EOS_ID in new else new
             texts.append(ids[1:length].tolist() + new)
         ids = tf.ragged.constant(texts, dtype="int32", ragged_rank=1)  # (batch, None)
         return [t.decode("utf-8") for t in self.tokenizer.detokenize(ids).numpy()]
 
-    def _generate(self, prompt, mask, sampler):
+    def _generate(self, prompt, mask, sampler, start):
+        """Runs `sampler` over `prompt (batch, total)` from position `start` (at most the shortest prompt's
+        length); the tokens before it are read once, in one call, to fill the state the sampler starts from."""
         batch_size = tf.shape(prompt)[0]
         per = self.backbone.states_per_layer
         never_sampled = tf.one_hot([PAD_ID, BOS_ID], self.backbone.vocabulary_size, on_value=-1e9)
         never_sampled = tf.reduce_sum(never_sampled, axis=0)  # (vocabulary,)
-        initial = tuple(s for layer in self.backbone.initial_state(batch_size) for s in layer)
+        states = self.backbone.initial_state(batch_size)
+        if start > 1:
+            _, states = self(prompt[:, : start - 1], initial_state=states, return_state=True, training=False)
+        initial = tuple(s for layer in states for s in layer)
 
         def next_token(prompt, cache, index):  # one step: token index-1 -> logits for index
             tokens = prompt[:, index - 1 : index]  # (batch, 1)
@@ -399,7 +409,7 @@ class LanguageModel(Task):
             logits = logits[:, 0, :] + never_sampled  # (batch, vocabulary); <pad> and <s> never come next
             return logits, None, tuple(s for layer in states for s in layer)
 
-        return sampler(next_token, prompt, cache=initial, index=1, mask=mask, stop_token_ids=[EOS_ID])
+        return sampler(next_token, prompt, cache=initial, index=start, mask=mask, stop_token_ids=[EOS_ID])
 
     # Serialization -----------------------------------------------------------
 

@@ -37,10 +37,12 @@ def gpu_available():
     return bool(tf.config.list_logical_devices("GPU"))
 
 
-def kernel_path():
-    """The recurrent kernel of textlstm's LSTM layers on this machine for unmasked fixed-length windows:
-    "cudnn" on a GPU, "hoisted" on a CPU (padded batches run Keras's loop there)."""
-    return "cudnn" if gpu_available() else "hoisted"
+def kernel_path(masked=False, eligible=True):
+    """The recurrent kernel textlstm's LSTM layers run on this machine: "cudnn" on a GPU (if the layers are
+    cuDNN-eligible), "hoisted" on a CPU for unmasked fixed-length windows, else "keras loop"."""
+    if gpu_available():
+        return "cudnn" if eligible else "keras loop"
+    return "keras loop" if masked or not eligible else "hoisted"
 
 
 @keras.saving.register_keras_serializable(package="textlstm")
@@ -158,16 +160,18 @@ def padding_problems(token_ids, pad_id=0):
     return problems
 
 
-def cudnn_report(backbone, sample_ids=None):
+def cudnn_report(backbone, sample_ids=None, masked=True):
     """Which recurrent layers of an `LSTMBackbone` can run the fused cuDNN kernel on a GPU, and why not.
 
     Args:
         backbone: an `LSTMBackbone` (or a task with a `.backbone`).
         sample_ids: optional ids `(batch, time)` the model is fed (e.g. a
             training batch), checked for right padding and empty rows.
+        masked: whether the backbone gets a mask (every padded batch; not
+            the stream windows of LM training), for `kernel`.
 
     Returns:
-        A dict: `kernel` (what runs on this machine: "cudnn" or "hoisted"),
+        A dict: `kernel` (what runs on this machine: `kernel_path`),
         `eligible` (every layer and the sample can use cuDNN), `layers`
         (one entry per recurrent layer and direction: name, class,
         eligible, problems) and `data_problems`.
@@ -189,7 +193,9 @@ def cudnn_report(backbone, sample_ids=None):
             problems = layer_cudnn_problems(part)
             layers.append({"name": name, "class": type(part).__name__, "eligible": not problems, "problems": problems})
     data_problems = [] if sample_ids is None else padding_problems(sample_ids)
-    return {"kernel": kernel_path(), "eligible": all(entry["eligible"] for entry in layers) and not data_problems,
+    eligible = all(entry["eligible"] for entry in layers) and not data_problems
+    hoistable = all(entry["class"] == "LSTM" for entry in layers)  # textlstm's LSTM, not a GRU or another RNN
+    return {"kernel": kernel_path(masked=masked or not hoistable, eligible=eligible), "eligible": eligible,
             "layers": layers, "data_problems": data_problems}
 
 

@@ -127,11 +127,11 @@ def train_language_model(config):
                                    config.sequence_length, valid_source)
     test_data = make_eval_dataset(lm.preprocessor, test_lines, config.mode, config.eval_batch_size,
                                   config.sequence_length, test_source)
-    train_tokens = count_tokens(train_data)
-    if config.stream_from_file:  # every window is full: its length is now known (and progress bars show it)
-        windows = train_tokens // (config.batch_size * config.sequence_length)
-        train_data = train_data.apply(tf.data.experimental.assert_cardinality(windows))
-    cudnn = check_cudnn(lm, valid_data)
+    train_tokens = count_tokens(train_data)  # from a file: one counting pass, which also sets the epoch length
+    if config.stream_from_file:
+        window_count = train_tokens // (config.batch_size * config.sequence_length)  # every window is full
+        train_data = train_data.apply(tf.data.experimental.assert_cardinality(window_count))
+    cudnn = check_cudnn(lm, valid_data, masked=config.mode != "stream")
 
     def compile_language_model(model, jit_compile):
         model.compile(
@@ -140,11 +140,14 @@ def train_language_model(config):
             carry_state=config.mode == "stream", sampled_softmax=config.sampled_softmax, jit_compile=jit_compile)
         return model
 
-    jit_compile, xla_choice = training.choose_jit_compile(
-        config.jit_compile if run.fit_needed else "false",  # nothing left to train: nothing to measure
-        lambda jit: compile_language_model(build_language_model(config, tokenizer), jit), train_data,
-        sampled_softmax=config.sampled_softmax, mode=config.mode)
-    compile_language_model(lm, jit_compile)
+    def choose_jit_compile():
+        return training.choose_jit_compile(
+            config.jit_compile, lambda jit: compile_language_model(build_language_model(config, tokenizer), jit),
+            train_data, sampled_softmax=config.sampled_softmax, mode=config.mode)
+
+    # Chosen once per run (a resumed attempt keeps it); a run with nothing left to train measures nothing.
+    xla = run.remember("jit_compile", choose_jit_compile) if run.fit_needed else {"chosen": False}
+    compile_language_model(lm, xla["chosen"])
     callbacks = training.standard_callbacks(
         run.path,
         config.learning_rate,
@@ -186,7 +189,7 @@ def train_language_model(config):
         "parameters": lm.count_params(),
         "start_token": lm.preprocessor.start_token,
         "cudnn": cudnn,
-        "jit_compile": {**xla_choice, "chosen": jit_compile},
+        "jit_compile": run.progress.get("jit_compile", xla),
         "samples": samples,
     }
     run.finish(metrics)

@@ -3,6 +3,7 @@
 import logging
 import os
 import time
+import zipfile
 
 import keras
 
@@ -60,11 +61,12 @@ def pretrained_tokenizer(run, tokenizer):
     return tokenizer
 
 
-def check_cudnn(model, data):
+def check_cudnn(model, data, masked=True):
     """`cudnn_report` of a task's backbone and of the first batch of `data` (unshuffled: validation data
-    goes through the same preprocessor and padding as training data), logged; a warning if ineligible."""
+    goes through the same preprocessor and padding as training data), logged; a warning if ineligible.
+    `masked`: whether training batches reach the backbone with a mask (all but stream-mode LMs)."""
     sample_ids = next(iter(data))[0]
-    report = cudnn_report(model, sample_ids)
+    report = cudnn_report(model, sample_ids, masked=masked)
     (logger.info if report["eligible"] else logger.warning)("%s", describe_cudnn_report(report))
     return report
 
@@ -129,6 +131,7 @@ def build_backbone(config, vocabulary_size, bidirectional=False):
         kernel_initializer=config.kernel_initializer,
         recurrent_initializer=config.recurrent_initializer,
         require_cudnn=config.cell_type != "peephole_lstm",  # choosing the peephole cell is choosing the slow kernel
+        dtype=config.precision,
     )
 
 
@@ -147,6 +150,9 @@ def load_run_model(run_dir, train_command, hint=""):
     path = os.path.join(run_dir, "model.keras")
     if not os.path.exists(path):
         raise FileNotFoundError(f"no model in {run_dir} (missing {path}){hint}; train one with `{train_command}`.")
+    if not zipfile.is_zipfile(path):  # a .keras file is a zip archive; a cut-off one has no central directory
+        raise ValueError(f"{path} is not a Keras model file (not a complete zip archive: truncated or "
+                         f"overwritten?); train it again with `{train_command}`.")
     return keras.saving.load_model(path, safe_mode=True)
 
 
