@@ -91,6 +91,7 @@ E2E_OVERRIDES = [
     "max_train_lines=3000", "max_eval_lines=400", "embedding_dim=64", "hidden_dim=64", "num_layers=1",
     "batch_size=16", "sequence_length=20", "sampled_softmax=0", "dropout=0",
     "epochs=3", "lr_decay_start_epoch=3", "time_budget_minutes=0", "num_samples=2", "verbose=0",
+    "jit_compile=false",  # timing XLA costs two compilations; test_training covers jit_compile=auto
 ]
 
 

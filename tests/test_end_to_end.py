@@ -48,11 +48,10 @@ def test_run_directory_is_complete_and_reloadable(trained_run):
     lm = load_language_model(str(trained_run))
     assert lm.backbone.hidden_dim == 64 and lm.tokenizer.vocabulary_size() == lm.backbone.vocabulary_size
     assert len((trained_run / "samples.txt").read_text().splitlines()) == 2
-    # Full-softmax stream training with jit_compile=auto: XLA was timed here, once, and the run keeps the choice.
+    # The XLA choice is recorded once in progress.json (a resumed run keeps it) and reported in metrics.json.
     metrics = json.loads((trained_run / "metrics.json").read_text())
     choice = json.loads((trained_run / "progress.json").read_text())["jit_compile"]
-    assert metrics["jit_compile"] == choice and set(choice["ms_per_step"]) == {"xla", "no_xla"}
-    assert choice["chosen"] == (choice["ms_per_step"]["xla"] < choice["ms_per_step"]["no_xla"])
+    assert metrics["jit_compile"] == choice and choice["setting"] == "false" and choice["chosen"] is False
     assert metrics["cudnn"]["eligible"] and metrics["cudnn"]["kernel"] in ("hoisted", "cudnn")
 
 

@@ -62,7 +62,7 @@ def choose_jit_compile(setting, build_compiled_model, data, steps=5, **measure):
         build_compiled_model: function of `jit_compile` (bool) returning a
             fresh compiled model (the run's model stays untouched).
         data: the training dataset.
-        steps: timed steps per variant.
+        steps: steps run per variant (all but the first are timed).
         **measure: `xla_is_measured`'s keyword arguments.
 
     Returns:
@@ -71,6 +71,8 @@ def choose_jit_compile(setting, build_compiled_model, data, steps=5, **measure):
     """
     if setting not in ("auto", "true", "false"):
         raise ValueError(f"`setting` must be 'auto', 'true' or 'false', received {setting!r}.")
+    if steps < 2:
+        raise ValueError(f"`steps` must be at least 2 (the first step is not timed), received {steps!r}.")
     choice = {"setting": setting, "cpu": cpu_description()}
     if setting != "auto" or not xla_is_measured(setting, **measure):
         return {**choice, "chosen": setting == "true"}

@@ -205,11 +205,12 @@ def file_stream_dataset(preprocessor, paths, batch_size, sequence_length, encodi
     `(x, y, sample_weight)`), but the corpus is never held in memory nor
     put in the graph as a constant: `stream_boundaries` cuts the files into
     `batch_size` byte ranges in one pass, and each stream is then read
-    line by line, tokenized in the graph (`preprocessor`, as every other
-    path) and cut into windows:
+    256 lines at a time, tokenized in the graph (`preprocessor`, as every
+    other path) and cut into windows; a round robin takes one window of
+    each stream for each batch:
 
         file ──► bytes [0, n/B) ──► lines ──► ids ──► </s> a b </s> c ... ──► windows of T+1 ─┐
-             ──► bytes [n/B, 2n/B) ──► ...                                                  ├─► stack: (B, T+1)
+             ──► bytes [n/B, 2n/B) ──► ...                                                  ├─► round robin: (B, T+1)
              ──► ...                                                                         ┘   x = [:, :-1], y = [:, 1:]
 
     Each stream opens with `</s>`; windows overlap by one token, so every

@@ -54,9 +54,10 @@ class LSTM(keras.layers.LSTM):
         cpu_kernel: "hoisted" (this module's kernel) or "keras" (Keras's
             generic loop, kept for comparison, e.g. in
             `benchmarks/training_speed.py`). Where neither applies (a GPU, or
-            a setting the hoisted kernel does not cover: dropout inside the
-            cell, `unroll=True`, a non-TensorFlow backend, a length unknown
-            when tracing or above `MAX_UNROLLED_STEPS`) Keras's own path runs.
+            a setting the hoisted kernel does not cover: a mask, dropout
+            inside the cell, `unroll=True`, `use_cudnn=True`, a
+            non-TensorFlow backend, a length unknown when tracing or above
+            `MAX_UNROLLED_STEPS`) Keras's own path runs.
         **kwargs: `keras.layers.LSTM`'s arguments.
 
     Example:
@@ -80,6 +81,7 @@ class LSTM(keras.layers.LSTM):
         """Whether a call on `steps` time steps (None: unknown), with or without a mask, runs this module's
         kernel, else Keras's own."""
         return (self.cpu_kernel == "hoisted" and keras.backend.backend() == "tensorflow" and not gpu_available()
+                and self.use_cudnn is not True  # Keras's own path raises on a CPU then
                 and not self.unroll and not self.dropout and not self.recurrent_dropout and not masked
                 and steps is not None and steps <= MAX_UNROLLED_STEPS)
 
