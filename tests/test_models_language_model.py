@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from textlstm.data import stream_windows
 from textlstm.models import LanguageModel, LSTMBackbone
+from textlstm.models.language_model import log_uniform_candidates
 from textlstm.preprocessors import LanguageModelPreprocessor
 from textlstm.probes import KerasScorer
 from textlstm.tokenizers import BOS_ID, EOS_ID, PAD_ID, WordTokenizer
@@ -72,6 +73,39 @@ def test_carried_state_equals_one_long_sequence():
     lm.compile(carry_state=False)
     fresh = lm.evaluate(windows, return_dict=True, verbose=0)["loss"]
     assert abs(fresh - carried) > 1e-4  # without carrying, each window starts from zeros
+
+
+def test_sampled_negatives_are_distinct_log_uniform_and_a_function_of_the_seed():
+    labels = tf.constant([[0], [7], [95]], "int64")
+    draw = tf.function(lambda seed: log_uniform_candidates(labels, 90, 100, seed))  # in a graph, as in training
+    sampled, true_expected, sampled_expected = (t.numpy() for t in draw(tf.constant([3, 4])))
+    assert sorted(set(sampled.tolist())) == sorted(sampled.tolist()) and len(sampled) == 90  # 90 of 100: many rounds
+    assert (0 <= sampled).all() and (sampled < 100).all()
+    assert (draw(tf.constant([3, 4]))[0].numpy() == sampled).all()  # a pure function of the seed
+    assert not (draw(tf.constant([3, 5]))[0].numpy() == sampled).all()
+    assert 0 < true_expected[2, 0] < true_expected[1, 0] <= true_expected[0, 0] <= 1  # Zipfian: rare ids come later
+    # Expected counts follow TF's rule (`ExpectedCountHelper`) for the draws it took, as TF's own sampler's do.
+    probability = (np.log([2, 9, 97]) - np.log([1, 8, 96])) / np.log(101)  # P(0), P(7), P(95)
+
+    def counts(tries, num_sampled):
+        return probability * num_sampled if tries == num_sampled else -np.expm1(tries * np.log1p(-probability))
+
+    # Each class is drawn as often as its expected count says: the draws are log-uniform, as TF's.
+    drawn = np.zeros(100)
+    for seed in range(400):
+        sampled = log_uniform_candidates(labels, 10, 100, tf.constant([seed, 2]))[0]
+        drawn[sampled.numpy()] += 1
+    inclusion = drawn / 400
+    all_counts = log_uniform_candidates(tf.constant(np.arange(100)[:, None], "int64"), 10, 100,
+                                        tf.constant([0, 2]))[1].numpy()[:, 0]  # one draw's expected counts
+    for k in (0, 1, 5, 20, 60):
+        assert abs(inclusion[k] - all_counts[k]) < 0.12 * all_counts[k] + 0.03, (k, inclusion[k], all_counts[k])
+    for seed in range(5):
+        for expected in (log_uniform_candidates(labels, 5, 100, tf.constant([seed, 1]))[1],
+                         tf.random.log_uniform_candidate_sampler(labels, 1, 5, True, 100, seed=seed)[1]):
+            expected = expected.numpy()[:, 0]
+            tries = next(t for t in range(5, 10000) if abs(counts(t, 5)[0] - expected[0]) < 1e-5)
+            np.testing.assert_allclose(expected, counts(tries, 5), rtol=1e-4)
 
 
 def test_sampled_softmax_training_lowers_full_loss():

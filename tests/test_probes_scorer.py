@@ -63,6 +63,7 @@ def test_batching_and_order_do_not_change_scores(tiny_lm):
     for a, b in zip(one_batch, small_batches):
         assert a.text == b.text
         np.testing.assert_allclose(a.log_probs, b.log_probs, atol=1e-5)
+    assert scorer.tracing_count() == 1  # batches of every size and length ran the one graph
 
 
 def test_candidate_log_probs_sum_the_pieces_after_the_prefix(sentencepiece_lm):

@@ -165,3 +165,19 @@ def test_overwrite_never_moves_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(FileExistsError, match="overwrite=true, but it holds no run"):
         RunDirectory.open(LanguageModelConfig(run_dir=str(tmp_path / "runs"), overwrite=True))
     assert (tmp_path / "runs" / "notes.txt").read_text() == "mine"
+
+
+def test_a_run_of_another_task_or_release_is_refused(tmp_path):
+    config = LanguageModelConfig(run_dir=str(tmp_path / "run"))
+    RunDirectory.open(config)
+    progress_path = tmp_path / "run" / "progress.json"
+    progress = json.loads(progress_path.read_text())
+    assert progress["task"] == "lm" and progress["textlstm_version"]
+    progress_path.write_text(json.dumps({**progress, "textlstm_version": "99.0.0"}))
+    with pytest.raises(ValueError, match=r"written by textlstm 99\.0\.0; this is textlstm .*overwrite=true"):
+        RunDirectory.open(config)
+    progress_path.write_text(json.dumps({**progress, "task": "classifier"}))
+    with pytest.raises(ValueError, match=r"holds a `classifier` run .*not a `lm` run"):
+        RunDirectory.open(config)
+    replaced = RunDirectory.open(dataclasses.replace(config, overwrite=True))  # replacing it is allowed
+    assert replaced.progress["task"] == "lm"

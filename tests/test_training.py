@@ -3,8 +3,10 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from textlstm import training
+from textlstm.checkpoints import count_batches, resumable_fit
 
 
 def test_epoch_decay_schedule():
@@ -63,34 +65,43 @@ class _Crash(keras.callbacks.Callback):
             raise RuntimeError("simulated crash")
 
 
-def test_standard_callbacks_resume_after_a_crash(tmp_path):
-    run_dir = str(tmp_path)
+def _fit(run_dir, model, epochs, extra=(), lr_schedule="epoch_decay"):
     x, y = np.random.RandomState(0).rand(16, 4), np.zeros((16, 1))
 
-    def callbacks():
-        return training.standard_callbacks(run_dir, learning_rate=0.01, early_stopping_patience=0)
+    def data():
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
 
-    model = _tiny_model()
+    *callbacks, checkpoint = training.standard_callbacks(run_dir, learning_rate=0.01, early_stopping_patience=2,
+                                                         lr_schedule=lr_schedule, lr_decay_patience=0)
+    checkpoint.restore(model, count_batches(data()))
+    resumable_fit(model, data, checkpoint, epochs, [*callbacks, *extra], validation_data=data(), verbose=0)
+    return callbacks
+
+
+@pytest.mark.parametrize("lr_schedule", ["epoch_decay", "plateau"])
+def test_standard_callbacks_resume_after_a_crash(tmp_path, lr_schedule):
+    run_dir = str(tmp_path)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        model.fit(x, y, validation_data=(x, y), epochs=4, verbose=0, callbacks=callbacks() + [_Crash()])
-    checkpoint, = [c for c in callbacks() if isinstance(c, keras.callbacks.ModelCheckpoint)]
-    # Only an epoch better than the two before the crash may replace the best checkpoint.
-    assert checkpoint.best == min(row["val_loss"] for row in training.read_history(run_dir))
-    resumed = _tiny_model().fit(x, y, validation_data=(x, y), epochs=4, verbose=0, callbacks=callbacks())
-    assert len(resumed.history["loss"]) == 2  # epochs 3 and 4 only: 1 and 2 came from the backup
+        _fit(run_dir, _tiny_model(), epochs=4, extra=[_Crash()], lr_schedule=lr_schedule)
+    first_attempt = training.read_history(run_dir)
+    assert [row["epoch"] for row in first_attempt] == [0, 1]  # the crash came after epoch 2's row was logged
+    callbacks = _fit(run_dir, _tiny_model(), epochs=4, lr_schedule=lr_schedule)
     history = training.read_history(run_dir)
+    # Epoch 2's checkpoint was never written (the crash came first): it ran again, and its row was replaced.
     assert [row["epoch"] for row in history] == [0, 1, 2, 3]
+    assert history[0] == first_attempt[0]
     assert all("train_seconds" in row for row in history)
+    stopping, = [c for c in callbacks if isinstance(c, training.ResumedEarlyStopping)]
+    values = [row["val_loss"] for row in history]
+    assert stopping.best == min(values)  # counted across both attempts: the second fit replayed the first's log
     assert os.path.exists(os.path.join(run_dir, "checkpoints", "best.weights.h5"))
     assert os.listdir(os.path.join(run_dir, "logs"))
 
 
 def test_a_fresh_start_does_not_repeat_an_earlier_attempts_history(tmp_path):
     run_dir = str(tmp_path)
-    x, y = np.zeros((8, 4)), np.zeros((8, 1))
-    for _ in range(2):  # the second fit finds the kept backup at epoch 2 of 2: it trains nothing more
-        callbacks = training.standard_callbacks(run_dir, learning_rate=0.01, early_stopping_patience=0)
-        _tiny_model().fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=callbacks)
+    for _ in range(2):  # the second finds the checkpoint at epoch 2 of 2: it trains nothing more
+        _fit(run_dir, _tiny_model(), epochs=2)
     assert [row["epoch"] for row in training.read_history(run_dir)] == [0, 1]
 
 

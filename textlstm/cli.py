@@ -34,7 +34,7 @@ from textlstm.recipes.agreement import train_agreement
 from textlstm.recipes.language_model import evaluate_run, load_language_model, train_language_model
 from textlstm.recipes.run_steps import export_run
 from textlstm.recipes.sentiment import accuracy_summary, evaluate_classifier_run, load_classifier, train_sentiment
-from textlstm.runs import CONFIG_FILE
+from textlstm.runs import CONFIG_FILE, check_run
 from textlstm.tokenizers import save_tokenizer, train_tokenizer
 
 
@@ -43,6 +43,7 @@ def run_config(config_class, args, default_config=None):
     if getattr(args, "run_dir", None):
         if args.config:
             raise ValueError("give --config or --run-dir, not both (--run-dir continues that run with its config).")
+        check_run(args.run_dir, config_class.task)  # another task's config.json would fail field by field
         overrides = [f"run_dir={args.run_dir}", *args.overrides]
         return load_config(config_class, os.path.join(args.run_dir, CONFIG_FILE), overrides)
     return load_config(config_class, args.config or default_config, args.overrides)
@@ -443,13 +444,14 @@ def raised_by_textlstm(error):
 
 
 def main(argv=None):
-    """Runs a subcommand. A user error (bad config, missing file, bad data, refused run directory), which
-    textlstm's own checks raise, prints one line and returns 2; any other error keeps its traceback."""
+    """Runs a subcommand. A user error (bad config, missing file, bad data, refused run directory, too little
+    disk, a diverged training, no readable checkpoint), which textlstm's own checks raise, prints one line and
+    returns 2; any other error keeps its traceback."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, OSError, FloatingPointError, RuntimeError) as error:
         if not raised_by_textlstm(error):
             raise
         print(f"textlstm: error: {error}", file=sys.stderr)

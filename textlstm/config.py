@@ -12,7 +12,8 @@ be finite (NaN and inf are refused), and every check runs before a recipe
 deletes, trains or writes anything.
 
 Fields marked `continuable=True` may change when a run directory is run
-again (more epochs, a larger time budget, quieter logs); any other change
+again (more epochs, a larger time budget, a lower learning rate after a NaN
+loss, quieter logs); any other change
 alters the model, tokenizer or data, and a run directory refuses it.
 
 Example:
@@ -100,6 +101,8 @@ CELL_TYPES = ("lstm", "gru", "peephole_lstm")
 class RunConfig:
     """What every task's run needs besides its data. Each field carries the reason for its default."""
 
+    task: typing.ClassVar[str] = ""  # The `textlstm train TASK` a subclass configures; recorded in its runs.
+
     encoding: str = setting("utf-8", Encoding())  # Of text files given by path; the named sentiment datasets know their own.
     max_train_lines: int = setting(0, NonNegative())  # 0 = all; a slice keeps tests and smoke runs fast.
 
@@ -121,13 +124,14 @@ class RunConfig:
 
     # Optimisation.
     optimizer: str = setting("sgd", Choice("adam", "sgd"))  # Each task sets its own default optimizer and rate.
-    learning_rate: float = setting(20.0, Positive())
+    learning_rate: float = setting(20.0, Positive(), continuable=True)  # Continuable: a run stopped by a NaN loss resumes with a lower one.
     clipnorm: float = setting(0.25, NonNegative())  # Global-norm clipping (Pascanu et al. 2013); 0 = off.
     weight_decay: float = setting(0.0, NonNegative())  # 0 = off. Decoupled (Loshchilov & Hutter 2019) or an L2 penalty.
     weight_decay_type: str = setting("decoupled", Choice("decoupled", "l2"))  # "decoupled" = SGDW/AdamW; "l2" adds wd*w to the gradient.
     epochs: int = setting(5, Positive(), continuable=True)
     early_stopping_patience: int = setting(3, NonNegative(), continuable=True)  # 0 = off.
     time_budget_minutes: float = setting(0.0, NonNegative(), continuable=True)  # Training time of the whole run, across continuations; 0 = none.
+    checkpoint_every_steps: int = setting(200, NonNegative(), continuable=True)  # A crash loses at most this many steps (textlstm.checkpoints); 0 = epoch ends only.
     seed: int = setting(1234, Range(0, 2**32 - 1))  # Keras's seed range.
 
     # Output.
@@ -142,6 +146,8 @@ class RunConfig:
 @dataclass
 class LanguageModelConfig(RunConfig):
     """A language-model run (`textlstm train lm`)."""
+
+    task: typing.ClassVar[str] = "lm"
 
     train_file: str = setting("../shared/data/ptb/ptb.train.txt")
     valid_file: str = setting("../shared/data/ptb/ptb.valid.txt")
@@ -162,7 +168,7 @@ class LanguageModelConfig(RunConfig):
     sequence_length: int = setting(35, Positive())  # BPTT window of Zaremba et al. (2014).
 
     tie_weights: bool = setting(True)  # Press & Wolf (2017), Inan et al. (2017): fewer parameters, lower perplexity.
-    learning_rate: float = setting(20.0, Positive())  # word_language_model's rate; with a mean loss, lr=1 stalls at unigram level.
+    learning_rate: float = setting(20.0, Positive(), continuable=True)  # word_language_model's rate; with a mean loss, lr=1 stalls at unigram level.
     sampled_softmax: int = setting(1024, NonNegative())  # Negatives in training (Jean et al. 2015); 0 = full softmax.
     lr_schedule: str = setting("epoch_decay", Choice("epoch_decay", "plateau"))  # x factor per epoch from a start epoch (Zaremba), or on a plateau.
     lr_decay_factor: float = setting(0.25, Range(0, 1, low_open=True))  # The /4 annealing of word_language_model.
@@ -201,6 +207,8 @@ class LanguageModelConfig(RunConfig):
 class SentimentConfig(RunConfig):
     """A sentiment-classifier run (`textlstm train classifier`)."""
 
+    task: typing.ClassVar[str] = "classifier"
+
     dataset: str = setting("sst2_glue", Choice("sst2_glue", "sst2_kim2014", "sst5_kim2014", "mr"))  # See ../shared/data/README.md.
     data_dir: str = setting("../shared/data")  # Where the datasets' folders are; nothing is downloaded.
     cross_validation_folds: int = setting(0, NonNegative())  # MR only (it has no split): 10-fold CV as in Kim (2014).
@@ -216,7 +224,7 @@ class SentimentConfig(RunConfig):
     class_weights: bool = setting(False)  # Weight classes by inverse frequency (for skewed label sets).
 
     optimizer: str = setting("adam", Choice("adam", "sgd"))
-    learning_rate: float = setting(2e-3, Positive())  # Adam, batch 64.
+    learning_rate: float = setting(2e-3, Positive(), continuable=True)  # Adam, batch 64.
     clipnorm: float = setting(5.0, NonNegative())
     batch_size: int = setting(64, Positive())
     lr_schedule: str = setting("constant", Choice("constant", "slanted_triangular"))  # STLR: Howard & Ruder (2018).
@@ -248,6 +256,8 @@ class SentimentConfig(RunConfig):
 class AgreementConfig(RunConfig):
     """A number-agreement run: Linzen et al. (2016) number prediction on UD prefixes (`textlstm train agreement`)."""
 
+    task: typing.ClassVar[str] = "agreement"
+
     train_file: str = setting("../shared/data/ud_english_ewt/en_ewt-ud-train.conllu", NonEmpty())  # UD English EWT: hand-checked trees give the subject and the verb's number.
     valid_file: str = setting("../shared/data/ud_english_ewt/en_ewt-ud-dev.conllu", NonEmpty())  # EWT's dev split: early stopping and the best epoch.
     test_file: str = setting("../shared/data/ud_english_ewt/en_ewt-ud-test.conllu", NonEmpty())  # EWT's test split, reported by attractor count.
@@ -265,7 +275,7 @@ class AgreementConfig(RunConfig):
     pretrained_lm: str = setting("")  # Run dir of a textlstm LM whose embedding + LSTMs initialise the classifier; its tokenizer and start token are then used.
 
     optimizer: str = setting("adam", Choice("adam", "sgd"))  # Adam: no rate schedule to tune on a small task.
-    learning_rate: float = setting(1e-3, Positive())  # Adam's default (Kingma & Ba 2015).
+    learning_rate: float = setting(1e-3, Positive(), continuable=True)  # Adam's default (Kingma & Ba 2015).
     clipnorm: float = setting(5.0, NonNegative())  # As the sentiment runs: only guards against rare spikes.
     batch_size: int = setting(32, Positive())  # ~140 updates an epoch on EWT's ~4.6k items.
     epochs: int = setting(10, Positive(), continuable=True)  # An epoch takes seconds; early stopping picks the end.

@@ -4,7 +4,7 @@
         config.json      the resolved run config (written first)
         progress.json    which steps finished: fit (epochs done, why it stopped)
         tokenizer/       ...task files: written by the recipe
-        backup/          Keras BackupAndRestore: weights, optimizer, epoch
+        backup/          training checkpoints (textlstm.checkpoints): resume at any step
         metrics.json     written last: the run is finished
 
 Rules, whatever the task:
@@ -16,8 +16,8 @@ Rules, whatever the task:
   `continuable` (epochs, time budget, verbosity) may change: the run then
   continues from its backup (weights, optimizer, epoch and schedule).
 - A crash before `metrics.json` is written is resumed: training restarts
-  from the last finished epoch, or is skipped when `fit` had finished, and
-  the steps after it run again.
+  from its last checkpoint (`textlstm.checkpoints`: at any step, exactly),
+  or is skipped when `fit` had finished, and the steps after it run again.
 - `overwrite=true` moves the old directory aside (`<run_dir>.replaced`) and
   deletes it only once the new run has finished; until then it can be
   moved back by hand.
@@ -38,6 +38,7 @@ FileExistsError: run_dir ... holds a finished run; raise epochs or time_budget_m
 """
 
 import contextlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -52,22 +53,67 @@ CONFIG_FILE = "config.json"
 PROGRESS_FILE = "progress.json"
 FINISHED_MARKER = "metrics.json"
 REPLACED_SUFFIX = ".replaced"
+try:
+    VERSION = importlib.metadata.version("textlstm")
+except importlib.metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    VERSION = "0+unknown"
+
+
+def release(version):
+    """The (major, minor) of a version string: runs are read by the textlstm releases that share it."""
+    parts = version.split("+")[0].split(".")
+    return tuple(int(part) if part.isdigit() else part for part in (parts + ["0"])[:2])
+
+
+def check_run(run_dir, task=None):
+    """Refuses a run directory of another task, or written by a textlstm release that reads runs differently.
+
+    `progress.json` records the task (`lm`, `classifier`, `agreement`) and
+    the textlstm version of a run; runs from before it recorded them pass.
+
+    Raises:
+        ValueError: naming the run's task or version and what was expected.
+    """
+    path = os.path.join(run_dir, PROGRESS_FILE)
+    progress = read_json_object(path, "run progress") if os.path.exists(path) else {}
+    saved_task = progress.get("task")
+    if task and saved_task and saved_task != task:
+        raise ValueError(f"{run_dir} holds a `{saved_task}` run (made by `textlstm train {saved_task}`), not a "
+                         f"`{task}` run; give the run_dir of a `textlstm train {task}` run.")
+    saved_version = progress.get("textlstm_version")
+    known = saved_version and "+unknown" not in saved_version + VERSION  # a source tree never installed
+    if known and release(saved_version) != release(VERSION):
+        raise ValueError(f"{run_dir} was written by textlstm {saved_version}; this is textlstm {VERSION}, which "
+                         f"reads runs of release {'.'.join(map(str, release(VERSION)))} only. Use textlstm "
+                         f"{saved_version} for it, or train it again (overwrite=true).")
 
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yields a temporary path beside `path` (same suffix), renamed to `path` if the block succeeds."""
+    """Yields a temporary path beside `path` (its name ends with `path`'s, so suffix checks such as Keras's
+    `.weights.h5` pass); if the block succeeds, the file is fsynced and renamed to `path`, and the rename
+    fsynced: a crash, even a power cut, leaves the old file or the new one, never half of one."""
     directory, name = os.path.split(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    stem, suffix = os.path.splitext(name)
-    handle, tmp_path = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{suffix}", dir=directory)
+    handle, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=f"-{name}", dir=directory)
     os.close(handle)
     try:
         yield tmp_path
+        fsync(tmp_path)
         os.replace(tmp_path, path)
+        fsync(directory)
     finally:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
+
+
+def fsync(path):
+    """Flushes a file, or a folder's entries (a rename in it), to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def write_json(data, path):
@@ -88,6 +134,8 @@ class RunDirectory:
     Attributes:
         path: the directory.
         config: the run's config (saved as `config.json`).
+        continued_fields: the continuable fields this attempt changes
+            (e.g. `learning_rate` after a NaN loss).
         progress: dict read from `progress.json` (`fit_finished`,
             `epochs_done`, `stopped_by`, `finished`, and `replacing`: the
             old directory an `overwrite` moved aside).
@@ -97,6 +145,7 @@ class RunDirectory:
         self.path = path
         self.config = config
         self.progress = self._read_progress()
+        self.continued_fields = []  # continuable fields this attempt changes (set by `open`)
 
     @classmethod
     def open(cls, config, finished_ok=False):
@@ -121,9 +170,10 @@ class RunDirectory:
                 return cls._replace(config)
             os.makedirs(path, exist_ok=True)
             _save_config(config, saved_path)
-            return cls(path, config)
-        if config.overwrite:
+            return cls(path, config)._stamped()
+        if config.overwrite:  # replacing is allowed whatever the old run was
             return cls._replace(config)
+        check_run(path, config.task)
         saved = read_json_object(saved_path, "run config")
         differing = changed_fields(saved, config, continuable=False)
         if differing:
@@ -136,6 +186,7 @@ class RunDirectory:
         asks_more = config.epochs > saved.get("epochs", 0) or (
             config.time_budget_minutes > saved.get("time_budget_minutes", 0.0))
         run = cls(path, config)
+        run.continued_fields = more
         if run.finished and not asks_more:
             if finished_ok:
                 return run
@@ -173,8 +224,13 @@ class RunDirectory:
         _save_config(config, os.path.join(path, CONFIG_FILE))
         run = cls(path, config)
         run.progress["replacing"] = replaced  # `finish` removes it, whichever attempt finishes
-        write_json(run.progress, run.file(PROGRESS_FILE))
-        return run
+        return run._stamped()
+
+    def _stamped(self):
+        """Records the task and textlstm version of a new run in `progress.json` (`check_run` reads them)."""
+        self.progress.update(task=self.config.task, textlstm_version=VERSION)
+        write_json(self.progress, self.file(PROGRESS_FILE))
+        return self
 
     def file(self, *parts):
         return os.path.join(self.path, *parts)

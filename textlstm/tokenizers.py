@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import os
+import re
 
 import keras
 import keras_hub
@@ -40,6 +41,21 @@ SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 VOCABULARY_FILENAME = "vocabulary.txt"
 _ASCII_SPACES = tf.constant([b" ", b"\t", b"\n", b"\v", b"\f", b"\r"])  # what tf.strings.split splits on
+_ASCII_SPACE_RUNS = re.compile("[ \t\n\v\f\r]+")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def words_of(text, lowercase=False):
+    """The words `WordTokenizer.tokenize` sees in `text`, in Python: split on ASCII whitespace only and
+    lowercased in ASCII only, as `tf.strings.split` and `tf.strings.lower` do (Python's `str.split` and
+    `str.lower` are Unicode-wide: a vocabulary counted with them would miss words the graph looks up).
+
+    >>> words_of("Caf\u00c9 au\u3000LAIT", lowercase=True) == ["caf\u00c9", "au\u3000lait"]
+    True
+    """
+    if lowercase:
+        text = text.translate(_ASCII_LOWER)
+    return [word for word in _ASCII_SPACE_RUNS.split(text) if word]
 
 
 @keras.saving.register_keras_serializable(package="textlstm")
@@ -267,7 +283,7 @@ class WordTokenizer(keras_hub.tokenizers.Tokenizer):
             raise ValueError(f"`min_count` must be at least 1, received {min_count!r}.")
         counts = collections.Counter()
         for text in texts:
-            counts.update(text.lower().split() if lowercase else text.split())
+            counts.update(words_of(text, lowercase))
         for token in SPECIAL_TOKENS:
             counts.pop(token, None)
         words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))

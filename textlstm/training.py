@@ -3,12 +3,17 @@
 import csv
 import gc
 import logging
+import math
 import os
 import platform
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
+
+from textlstm.checkpoints import TrainingCheckpoint
+from textlstm.runs import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -220,33 +225,106 @@ class TimeBudget(keras.callbacks.Callback):
 
     After each epoch it compares the time left with the longest epoch so
     far, so a run never starts an epoch it cannot finish in the budget.
-    `used_seconds` is what earlier attempts of the same run spent (a resumed
-    or continued run keeps one budget). `stopped` says whether it stopped
-    the run.
+    With `run_dir`, the epochs of earlier attempts of the same run (its CSV
+    log's `epoch_seconds`) count too: a resumed or continued run keeps one
+    budget. `epochs`: the run's total (default: `fit`'s). `stopped` says
+    whether it stopped the run.
     """
 
-    def __init__(self, minutes, used_seconds=0.0, longest_seconds=0.0):
+    def __init__(self, minutes, run_dir=None, epochs=None):
         super().__init__()
         self.minutes = minutes
-        self.used_seconds = used_seconds
-        self.longest_seconds = longest_seconds
+        self.run_dir = run_dir
+        self.epochs = epochs  # the run's; `fit`'s own count is shorter in a resumed partial epoch
+        self.start = None
         self.stopped = False
 
     def on_train_begin(self, logs=None):
-        self.start = time.monotonic() - self.used_seconds
+        if self.start is not None:  # a second `fit` of the same attempt (textlstm.checkpoints.resumable_fit)
+            return
+        seconds = [row.get("epoch_seconds", 0.0) for row in read_history(self.run_dir)] if self.run_dir else []
+        self.start = time.monotonic() - sum(seconds)
         self.last = time.monotonic()
-        self.longest = self.longest_seconds
+        self.longest = max(seconds, default=0.0)
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.monotonic()
         self.longest = max(self.longest, now - self.last)
         self.last = now
-        last_epoch = epoch + 1 >= self.params.get("epochs", float("inf"))
+        last_epoch = epoch + 1 >= (self.epochs or self.params.get("epochs", float("inf")))
         if not last_epoch and now - self.start + self.longest > self.minutes * 60:
             logger.info("time budget: %.1f of %.1f min used, another epoch would not fit; stopping after epoch %d",
                         (now - self.start) / 60, self.minutes, epoch + 1)
             self.model.stop_training = True
             self.stopped = True
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the lowest `monitor` in `path`, written atomically.
+
+    The best value so far comes from the run's CSV log when training
+    (re)starts, so a resumed run replaces the file only with a better epoch.
+    """
+
+    def __init__(self, path, run_dir, monitor="val_loss"):
+        super().__init__()
+        self.path = path
+        self.run_dir = run_dir
+        self.monitor = monitor
+
+    def on_train_begin(self, logs=None):
+        self.best = min(finite_values(read_history(self.run_dir), self.monitor), default=math.inf)
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value < self.best:
+            self.best = value
+            with atomic_path(self.path) as tmp_path:
+                self.model.save_weights(tmp_path)
+
+
+class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's EarlyStopping (mode "min"), whose best value and patience count start from the run's CSV log."""
+
+    def __init__(self, run_dir, **kwargs):
+        super().__init__(mode="min", **kwargs)
+        self.run_dir = run_dir
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        values = finite_values(read_history(self.run_dir), self.monitor)
+        if values:
+            best = int(np.argmin(values))  # the first of equal values: only a strict improvement counts
+            self.best, self.wait = values[best], len(values) - 1 - best
+
+
+class ResumedReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """Keras's ReduceLROnPlateau (mode "min") whose counters replay the run's CSV log, as its `on_epoch_end`
+    would have moved them (the reduced rate itself is part of the optimizer state a checkpoint restores)."""
+
+    def __init__(self, run_dir, **kwargs):
+        super().__init__(mode="min", **kwargs)
+        self.run_dir = run_dir
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.monitor_op is None:
+            self._set_monitor_op()  # mode "min": less, min_delta negated, as Keras sets it at its first epoch end
+        for value in finite_values(read_history(self.run_dir), self.monitor):
+            if self.in_cooldown():
+                self.cooldown_counter -= 1
+                self.wait = 0
+            if self._is_improvement(value, self.best):
+                self.best, self.wait = value, 0
+            elif not self.in_cooldown():
+                self.wait += 1
+                if self.wait >= self.patience:  # the rate was cut (min_lr is 0): a cooldown starts
+                    self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+def finite_values(history, monitor):
+    """`monitor`'s finite values in a CSV log, in epoch order (a NaN epoch is no comparison point)."""
+    return [row[monitor] for row in history if monitor in row and math.isfinite(row[monitor])]
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -274,56 +352,49 @@ def epoch_decay(learning_rate, factor, start_epoch):
 
 def standard_callbacks(run_dir, learning_rate, monitor="val_loss", lr_schedule="epoch_decay",
                        lr_decay_factor=0.5, lr_decay_start_epoch=4, lr_decay_patience=0,
-                       early_stopping_patience=3, time_budget_minutes=0.0):
-    """The callbacks every textlstm run gets, all writing into `run_dir`.
+                       early_stopping_patience=3, time_budget_minutes=0.0, checkpoint_every_steps=0, epochs=None):
+    """The callbacks every textlstm run gets, all writing into `run_dir`; train with them through
+    `textlstm.checkpoints.resumable_fit`, which needs the `TrainingCheckpoint` (the last of them).
 
-    - BackupAndRestore (`run_dir/backup`, kept after training): re-running
-      the same command after a crash resumes from the last finished epoch,
-      and a finished run can be continued with more epochs (weights,
-      optimizer state and epoch restored; the schedules are functions of
-      the epoch or step, so they continue too).
-    - ModelCheckpoint (`run_dir/checkpoints/best.weights.h5`): best weights
-      by `monitor`; `restore_best` in the recipes loads them at the end.
+    - `TrainingCheckpoint` (`run_dir/backup`, kept after training): re-running
+      the same command after a crash, even a SIGKILL, resumes exactly from
+      the last checkpoint (every `checkpoint_every_steps` steps and each epoch
+      end), and a finished run can be continued with more epochs; a NaN loss
+      stops training.
+    - `BestWeights` (`run_dir/checkpoints/best.weights.h5`): best weights by
+      `monitor`; `restore_best` in the recipes loads them at the end.
     - The learning-rate schedule: "epoch_decay" (LearningRateScheduler),
       "plateau" (ReduceLROnPlateau on `monitor`) or "none" (the optimizer
       holds its own schedule); EarlyStopping on `monitor`.
-    - TensorBoard (`run_dir/logs`) and a CSV log (`run_dir/history.csv`).
+    - TensorBoard (`run_dir/logs`) and a CSV log (`run_dir/history.csv`,
+      one row per finished epoch; a resume truncates it to the epochs its
+      checkpoint had finished).
 
-    Resuming (a backup exists), the CSV log is continued and the best
-    checkpoint is only replaced by a better epoch; starting afresh, a CSV
-    log left by an earlier attempt is removed so no epoch is listed twice.
+    Every callback that keeps counts across epochs (best value, patience,
+    time used) reads them from the CSV log when training starts. `epochs`:
+    the run's total, for the time budget.
     """
-    backup_dir = os.path.join(run_dir, "backup")
-    history_path = os.path.join(run_dir, "history.csv")
-    resuming = os.path.isdir(backup_dir)
-    if not resuming and os.path.exists(history_path):
-        os.remove(history_path)
-    history = read_history(run_dir)
-    best_so_far = [row[monitor] for row in history if monitor in row]
-    epoch_seconds = [row.get("epoch_seconds", 0.0) for row in history]
     callbacks = [
         EpochTimer(),
-        keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(run_dir, "checkpoints", "best.weights.h5"),
-            monitor=monitor, save_best_only=True, save_weights_only=True,
-            initial_value_threshold=min(best_so_far) if best_so_far else None,
-        ),
+        BestWeights(os.path.join(run_dir, "checkpoints", "best.weights.h5"), run_dir, monitor=monitor),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
-        keras.callbacks.CSVLogger(history_path, append=True),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
     ]
     if lr_schedule == "epoch_decay":
         callbacks.append(keras.callbacks.LearningRateScheduler(
             epoch_decay(learning_rate, lr_decay_factor, lr_decay_start_epoch)))
     elif lr_schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=lr_decay_factor,
-                                                           patience=lr_decay_patience, min_delta=1e-3))
+        callbacks.append(ResumedReduceLROnPlateau(run_dir, monitor=monitor, factor=lr_decay_factor,
+                                                  patience=lr_decay_patience, min_delta=1e-3))
     elif lr_schedule != "none":
         raise ValueError(f"`lr_schedule` must be 'epoch_decay', 'plateau' or 'none', received {lr_schedule!r}.")
     if early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping_patience))
+        callbacks.append(ResumedEarlyStopping(run_dir, monitor=monitor, patience=early_stopping_patience))
     if time_budget_minutes:
-        callbacks.append(TimeBudget(time_budget_minutes, sum(epoch_seconds), max(epoch_seconds, default=0.0)))
+        callbacks.append(TimeBudget(time_budget_minutes, run_dir, epochs=epochs))
+    callbacks.append(TrainingCheckpoint(os.path.join(run_dir, "backup"), every_steps=checkpoint_every_steps,
+                                        history_path=os.path.join(run_dir, "history.csv"),
+                                        learning_rate=learning_rate))
     return callbacks
 
 

@@ -1,12 +1,14 @@
 """LanguageModel: next-token prediction on an LSTMBackbone; scoring and generation."""
 
 import logging
+import math
 
 import keras
 import keras_hub
 import tensorflow as tf
 from keras import ops
 
+from textlstm.checkpoints import default_training_state
 from textlstm.models.backbone import LSTMBackbone
 from textlstm.models.task import Task
 from textlstm.preprocessors import LanguageModelPreprocessor
@@ -33,6 +35,67 @@ class CarriedStates:
 
     def __init__(self):
         self.variables = {}
+
+
+def log_uniform_candidates(true_classes, num_sampled, range_max, seed):
+    """TF's `log_uniform_candidate_sampler(unique=True)`, drawn from an explicit seed.
+
+    TF's sampler keeps its random state inside the op, where no checkpoint
+    can reach it; these draws are a pure function of `seed`, so a training
+    run resumed from a checkpoint samples exactly the negatives an
+    uninterrupted run samples. Same distribution and expected counts as TF:
+    class k has P(k) = log((k + 2) / (k + 1)) / log(range_max + 1) (Zipfian,
+    for ids sorted by frequency); draws are repeated until `num_sampled`
+    distinct classes came up, and each class's expected count is
+    1 - (1 - P(k)) ** tries (TF's `ExpectedCountHelper`).
+
+    Args:
+        true_classes: int64 `(batch, 1)`, the target ids.
+        num_sampled: int, distinct negatives to draw (below `range_max`).
+        range_max: int, the number of classes.
+        seed: int `(2,)` tensor, e.g. from a `keras.random.SeedGenerator`.
+
+    Returns:
+        `(sampled (num_sampled,), true_expected_count (batch, 1),
+        sampled_expected_count (num_sampled,))`, the `sampled_values` of
+        `tf.nn.sampled_softmax_loss`.
+
+    Example:
+    >>> sampled, _, _ = log_uniform_candidates(tf.constant([[3]], "int64"), 5, 100, tf.constant([1, 2]))
+    >>> len(set(sampled.numpy().tolist()))
+    5
+    """
+    log_range = math.log(range_max + 1.0)
+    chunk = 2 * num_sampled
+
+    def draw(round_index):  # (chunk,) log-uniform ids in [0, range_max)
+        round_seed = tf.random.experimental.stateless_fold_in(seed, round_index)
+        uniform = tf.random.stateless_uniform([chunk], seed=round_seed, dtype="float64")
+        ids = tf.cast(tf.floor(tf.exp(uniform * log_range)), "int64") - 1
+        return tf.clip_by_value(ids, 0, range_max - 1)
+
+    def distinct(draws):
+        return tf.size(tf.unique(draws).y)
+
+    draws = tf.while_loop(
+        lambda round_index, draws: distinct(draws) < num_sampled,
+        lambda round_index, draws: (round_index + 1, tf.concat([draws, draw(round_index + 1)], 0)),
+        (tf.constant(0), draw(0)),
+        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None])),
+    )[1]
+    unique, index = tf.unique(draws)  # in order of first appearance
+    first_draw = tf.math.unsorted_segment_min(tf.range(tf.shape(index)[0]), index, tf.size(unique))
+    sampled = unique[:num_sampled]  # (num_sampled,)
+    tries = tf.cast(first_draw[num_sampled - 1] + 1, "float64")  # draws until the last distinct one came up
+
+    def expected_count(classes):
+        classes = tf.cast(classes, "float64")
+        probability = (tf.math.log(classes + 2.0) - tf.math.log(classes + 1.0)) / log_range
+        count = tf.where(tf.equal(tries, num_sampled), probability * num_sampled,
+                         -tf.math.expm1(tries * tf.math.log1p(-probability)))
+        return tf.cast(count, "float32")
+
+    return tf.stop_gradient(sampled), expected_count(true_classes), expected_count(sampled)
 
 
 @keras.saving.register_keras_serializable(package="textlstm")
@@ -114,7 +177,8 @@ class LanguageModel(Task):
         self.output_bias = self.add_weight(shape=(vocabulary_size,), name="output_bias", initializer="zeros")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.perplexity = Perplexity(name="perplexity")
-        self(ops.zeros((1, 1), "int32"))  # build every weight now, as BackupAndRestore needs
+        self.sampler_seed = keras.random.SeedGenerator()  # sampled softmax negatives; its state is checkpointed
+        self(ops.zeros((1, 1), "int32"))  # build every weight now, as checkpoint restoring needs
         self._carried = CarriedStates()
 
     def build(self, input_shape):
@@ -166,7 +230,7 @@ class LanguageModel(Task):
         if sampled_softmax and kwargs.get("jit_compile") is True:
             raise ValueError(
                 f"`jit_compile=True` cannot compile `sampled_softmax={sampled_softmax}`: XLA has no "
-                f"kernel for TF's candidate sampler. Use sampled_softmax=0 or jit_compile=False."
+                f"kernel for the candidate sampler's distinct draws. Use sampled_softmax=0 or jit_compile=False."
             )
         if "loss" in kwargs:
             raise ValueError(f"`loss`: LanguageModel computes its own loss, received {kwargs['loss']!r}.")
@@ -190,7 +254,7 @@ class LanguageModel(Task):
 
     def get_compile_config(self):
         # A reloaded model is ready for scoring and generation; training is
-        # resumed from BackupAndRestore checkpoints, which hold the optimizer.
+        # resumed from the run's checkpoints (textlstm.checkpoints), which hold the optimizer.
         return None
 
     @property
@@ -203,6 +267,14 @@ class LanguageModel(Task):
             if phase in (None, state_phase):
                 for variable in variables:
                     variable.assign(tf.zeros_like(variable))
+
+    def training_state_variables(self):
+        """`textlstm.checkpoints.default_training_state`, plus the state carried between training windows
+        (created by `fit`) in "epoch"."""
+        state = default_training_state(self)
+        carried = [v for (phase, _), variables in sorted(self._carried.variables.items()) if phase == "train"
+                   for v in variables]
+        return {"run": state["run"], "epoch": state["epoch"] + carried}
 
     def _prepare_carried(self, phase, data):
         """Creates (eagerly, with a fixed shape XLA accepts) the state `phase` carries for `data`'s batch size."""
@@ -239,9 +311,12 @@ class LanguageModel(Task):
         if training and self.sampled_softmax:
             flat_hidden = tf.reshape(hidden, (-1, self.backbone.hidden_dim))  # (batch*time, hidden)
             labels = tf.reshape(tf.cast(targets, "int64"), (-1, 1))  # (batch*time, 1)
+            sampled_values = log_uniform_candidates(labels, self.sampled_softmax, self.backbone.vocabulary_size,
+                                                    self.sampler_seed.next())
             losses = tf.nn.sampled_softmax_loss(
                 self.output_embedding, self.output_bias, labels, flat_hidden,
                 num_sampled=self.sampled_softmax, num_classes=self.backbone.vocabulary_size,
+                sampled_values=sampled_values,
             )
             return tf.reshape(losses, tf.shape(targets))
         logits = self.project(hidden)  # (batch, time, vocabulary)
@@ -284,7 +359,8 @@ class LanguageModel(Task):
         relies on; shuffle in the dataset if the layout allows it). With
         `carry_state`, the state is reset at each epoch start."""
         self._prepare_carried("train", x)
-        callbacks = list(callbacks or []) + [_ResetCarriedState()]
+        # First, so a callback restoring a checkpoint mid-epoch (textlstm.checkpoints) writes the state after it.
+        callbacks = [_ResetCarriedState()] + list(callbacks or [])
         kwargs["shuffle"] = False
         return super().fit(x, *args, callbacks=callbacks, **kwargs)
 

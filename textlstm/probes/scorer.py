@@ -309,18 +309,13 @@ class KerasScorer(Scorer):
     @classmethod
     def from_run_dir(cls, run_dir, prepare="auto"):
         """The scorer of a `textlstm train lm` run directory (its `model.keras` and `metrics.json`)."""
-        import keras
+        from textlstm.recipes.run_steps import load_run_model  # the recipes import the probes
 
-        from textlstm.models import LanguageModel
+        return cls(load_run_model(run_dir, "lm"), prepare, run_description(run_dir))
 
-        path = os.path.join(run_dir, "model.keras")
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no model in {run_dir} (missing {path}); train one with `textlstm train lm`.")
-        model = keras.saving.load_model(path, safe_mode=True)
-        if not isinstance(model, LanguageModel):
-            raise ValueError(f"`run_dir` {run_dir} holds a {type(model).__name__}, not a LanguageModel; "
-                             f"probes score language models (`textlstm train lm`).")
-        return cls(model, prepare, run_description(run_dir))
+    def tracing_count(self):
+        """How many times the scoring graph was traced (1 after the first batch; more would be retracing)."""
+        return 0 if self._function is None else self._function.experimental_get_tracing_count()
 
     def _score_batch(self, texts):
         if self._function is None:  # traced once: tokenization and the LSTM in one graph

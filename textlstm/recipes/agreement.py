@@ -144,7 +144,10 @@ def train_agreement(config):
         logger.info("initialised from %s: %s", config.pretrained_lm, transfer)
 
     preprocessor = classifier.preprocessor
-    train_data = item_batches(preprocessor, train, config.batch_size, shuffle=True, seed=config.seed)
+
+    def train_data():  # a fresh dataset per `fit`: each starts the same seeded sequence of shuffles
+        return item_batches(preprocessor, train, config.batch_size, shuffle=True, seed=config.seed)
+
     valid_data = item_batches(preprocessor, valid, config.batch_size)
     classifier.compile(training.make_optimizer(config.optimizer, config.learning_rate, config.clipnorm,
                                                config.weight_decay, config.weight_decay_type))
@@ -252,4 +255,4 @@ def evaluate_agreement(classifier, items, directory, stem="report", title="Numbe
 
 def load_agreement_classifier(run_dir):
     """The `model.keras` of an agreement run (safe_mode: no Lambda, no pickle)."""
-    return load_run_model(run_dir, "textlstm train agreement")
+    return load_run_model(run_dir, "agreement")

@@ -122,15 +122,20 @@ def train_language_model(config):
 
     lm = build_language_model(config, tokenizer)
     train_source, valid_source, test_source = corpus_sources(config)
-    train_data = make_train_dataset(config, lm.preprocessor, train_lines, train_source, boundaries)
+
+    def train_data():  # a fresh dataset per `fit` (textlstm.checkpoints.resumable_fit)
+        data = make_train_dataset(config, lm.preprocessor, train_lines, train_source, boundaries)
+        if config.stream_from_file:  # every window is full: the epoch's length, from the counting pass below
+            window_count = train_tokens // (config.batch_size * config.sequence_length)
+            data = data.apply(tf.data.experimental.assert_cardinality(window_count))
+        return data
+
     valid_data = make_eval_dataset(lm.preprocessor, valid_lines, config.mode, config.eval_batch_size,
                                    config.sequence_length, valid_source)
     test_data = make_eval_dataset(lm.preprocessor, test_lines, config.mode, config.eval_batch_size,
                                   config.sequence_length, test_source)
-    train_tokens = count_tokens(train_data)  # from a file: one counting pass, which also sets the epoch length
-    if config.stream_from_file:
-        window_count = train_tokens // (config.batch_size * config.sequence_length)  # every window is full
-        train_data = train_data.apply(tf.data.experimental.assert_cardinality(window_count))
+    # From a file: one counting pass, which also sets the epoch length.
+    train_tokens = count_tokens(make_train_dataset(config, lm.preprocessor, train_lines, train_source, boundaries))
     cudnn = check_cudnn(lm, valid_data, masked=config.mode != "stream")
 
     def compile_language_model(model, jit_compile):
@@ -143,7 +148,7 @@ def train_language_model(config):
     def choose_jit_compile():
         return training.choose_jit_compile(
             config.jit_compile, lambda jit: compile_language_model(build_language_model(config, tokenizer), jit),
-            train_data, sampled_softmax=config.sampled_softmax, mode=config.mode)
+            train_data(), sampled_softmax=config.sampled_softmax, mode=config.mode)
 
     # Chosen once per run (a resumed attempt keeps it); a run with nothing left to train measures nothing.
     xla = run.remember("jit_compile", choose_jit_compile) if run.fit_needed else {"chosen": False}
@@ -157,6 +162,8 @@ def train_language_model(config):
         lr_decay_patience=config.lr_decay_patience,
         early_stopping_patience=config.early_stopping_patience,
         time_budget_minutes=config.time_budget_minutes,
+        checkpoint_every_steps=config.checkpoint_every_steps,
+        epochs=config.epochs,
     )
     fit_seconds = fit_unless_done(lm, run, train_data, valid_data, config.epochs, callbacks, config.verbose)
     training.restore_best(lm, run.path)
@@ -199,7 +206,7 @@ def train_language_model(config):
 
 def load_language_model(run_dir):
     """The `model.keras` of a run directory (safe_mode: no Lambda, no pickle)."""
-    return load_run_model(run_dir, "textlstm train lm")
+    return load_run_model(run_dir, "lm")
 
 
 def evaluate_language_model(lm, path, encoding="utf-8", mode="stream", batch_size=10, sequence_length=35, verbose=0):

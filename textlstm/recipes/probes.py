@@ -236,7 +236,7 @@ def inspect_run(run_dir, texts, output_dir=None, prepare="auto", units=None, gat
     Returns:
         A list (per text) of dicts: text, tokens, arrays (.npz path), heatmaps (PNG paths).
     """
-    model = load_run_model(run_dir, "textlstm train lm|classifier|agreement")
+    model = load_run_model(run_dir)
     if isinstance(model, LanguageModel):
         texts = [KerasScorer(model, prepare).prepare(text) for text in texts]
     output_dir = output_dir or os.path.join(run_dir, "inspect")

@@ -8,11 +8,13 @@ import zipfile
 import keras
 
 from textlstm import training
+from textlstm.checkpoints import TrainingCheckpoint, count_batches, resumable_fit
 from textlstm.export import export_model
-from textlstm.models import LSTMBackbone
+from textlstm.models import AgreementClassifier, LanguageModel, LSTMBackbone, SentimentClassifier
+from textlstm.models.task import Task
 from textlstm.models.recurrent import cudnn_report, describe_cudnn_report
 from textlstm.reports import plot_curves
-from textlstm.runs import atomic_path, run_description
+from textlstm.runs import atomic_path, check_run, run_description
 from textlstm.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -72,25 +74,52 @@ def check_cudnn(model, data, masked=True):
 
 
 def fit_unless_done(model, run, train_data, valid_data, epochs, callbacks, verbose):
-    """`model.fit` in `run`, unless an earlier attempt finished training; records how it ended.
+    """Trains `model` in `run` from its last checkpoint (`textlstm.checkpoints`: exactly, at any step),
+    unless an earlier attempt finished training; records how it ended.
 
-    Returns the seconds spent (0 when training had finished before).
+    `train_data` is a function returning a fresh training dataset (see
+    `resumable_fit`); `callbacks` come from `training.standard_callbacks`
+    (the last is the run's `TrainingCheckpoint`). Returns the seconds spent
+    (0 when training had finished before).
+
+    Raises:
+        RuntimeError: the run recorded finished epochs but has no
+            checkpoint to continue them from (a run of an earlier textlstm,
+            or a deleted `backup/`): training again would overwrite its best
+            weights.
     """
     if not run.fit_needed:
         logger.info("training had finished in an earlier attempt (%s); finishing the steps after it",
                     run.describe())
         return 0.0
+    *others, checkpoint = callbacks
+    if not isinstance(checkpoint, TrainingCheckpoint):
+        raise TypeError(f"`callbacks` must end with the run's TrainingCheckpoint (training.standard_callbacks), "
+                        f"received {type(checkpoint).__name__} last.")
     start = time.monotonic()
-    # shuffle=False: a dataset orders itself (streams must not be shuffled; sequences reshuffle per epoch).
-    model.fit(train_data, validation_data=valid_data, epochs=epochs, callbacks=callbacks, verbose=verbose,
-              shuffle=False)
-    epochs_done = len(training.read_history(run.path))
-    run.finish_fit(epochs_done, training.stop_reason(callbacks, epochs_done, epochs))
+    position = checkpoint.restore(model, count_batches(train_data()))
+    if position.global_step == 0 and run.progress.get("epochs_done", 0):
+        raise RuntimeError(
+            f"run_dir {run.path} records {run.progress['epochs_done']} trained epochs but holds no training "
+            f"checkpoint in {checkpoint.directory} (a run of an earlier textlstm, or a deleted backup/), so it "
+            f"cannot continue; pass overwrite=true to train it again from the start.")
+    if position.stopped and not run.continued_fields:
+        # Early stopping or the time budget ended training, and the attempt was killed before recording it.
+        logger.info("training had stopped early at the last checkpoint; finishing the steps after it")
+    else:
+        # shuffle=False: a dataset orders itself (streams must not be shuffled; sequences reshuffle per epoch).
+        resumable_fit(model, train_data, checkpoint, epochs, others, validation_data=valid_data, verbose=verbose,
+                      shuffle=False)
+    epochs_done = checkpoint.position.epoch
+    skipped = position.stopped and not run.continued_fields
+    run.finish_fit(epochs_done, "stopped" if skipped else training.stop_reason(callbacks, epochs_done, epochs))
     return time.monotonic() - start
 
 
 def fit_classifier(classifier, run, config, train_data, valid_data, title):
     """Trains a compiled classifier in `run` (resumable), keeps its best weights, saves and plots it.
+
+    `train_data`: a function returning a fresh training dataset (`resumable_fit`).
 
     The optimizer holds any learning-rate schedule; early stopping and the
     time budget come from `config`. The weights of the epoch with the lowest
@@ -102,6 +131,7 @@ def fit_classifier(classifier, run, config, train_data, valid_data, title):
     callbacks = training.standard_callbacks(
         run.path, config.learning_rate, lr_schedule="none",
         early_stopping_patience=config.early_stopping_patience, time_budget_minutes=config.time_budget_minutes,
+        checkpoint_every_steps=config.checkpoint_every_steps, epochs=config.epochs,
     )
     fit_seconds = fit_unless_done(classifier, run, train_data, valid_data, config.epochs, callbacks, config.verbose)
     training.restore_best(classifier, run.path)
@@ -141,19 +171,38 @@ def save_model(model, run, name="model.keras"):
         model.save(tmp_path)
 
 
-def load_run_model(run_dir, train_command, hint=""):
-    """The `model.keras` of a run directory (safe_mode: no Lambda, no pickle).
+TASK_MODELS = {"lm": LanguageModel, "classifier": SentimentClassifier, "agreement": AgreementClassifier}
+
+
+def load_run_model(run_dir, task=None, hint=""):
+    """The `model.keras` of a run directory (safe_mode: no Lambda, no pickle), after `check_run`.
+
+    Args:
+        run_dir: the run directory.
+        task: "lm", "classifier" or "agreement": the task the caller needs;
+            None takes any.
+        hint: added to the message of a missing model.
 
     Raises:
         FileNotFoundError: naming the missing file, `hint` and the command that trains one.
+        ValueError: a run of another task or textlstm release, or a file that is not a Keras model.
     """
+    train_command = f"textlstm train {task or 'lm|classifier|agreement'}"
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"run directory not found: {run_dir}; train one with `{train_command}`.")
+    check_run(run_dir, task)
     path = os.path.join(run_dir, "model.keras")
     if not os.path.exists(path):
         raise FileNotFoundError(f"no model in {run_dir} (missing {path}){hint}; train one with `{train_command}`.")
     if not zipfile.is_zipfile(path):  # a .keras file is a zip archive; a cut-off one has no central directory
         raise ValueError(f"{path} is not a Keras model file (not a complete zip archive: truncated or "
                          f"overwritten?); train it again with `{train_command}`.")
-    return keras.saving.load_model(path, safe_mode=True)
+    model = keras.saving.load_model(path, safe_mode=True)
+    expected = TASK_MODELS.get(task, Task)
+    if not isinstance(model, expected):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a textlstm {expected.__name__}; give the "
+                         f"run_dir of a `{train_command}` run.")
+    return model
 
 
 def export_run(run_dir, name, base_dir="saved_models", top_k=10, version=None):
@@ -163,5 +212,5 @@ def export_run(run_dir, name, base_dir="saved_models", top_k=10, version=None):
     metric (perplexity or accuracy), which probe reports quote. Returns the
     version's directory.
     """
-    model = load_run_model(run_dir, "textlstm train lm|classifier|agreement")
+    model = load_run_model(run_dir)
     return export_model(model, base_dir, name, description=run_description(run_dir), top_k=top_k, version=version)

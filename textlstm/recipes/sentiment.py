@@ -145,10 +145,13 @@ def fit_and_evaluate(config, run, train, valid, test, pretrained):
     info = SENTIMENT_DATASETS[config.dataset]
     class_weights = inverse_frequency_weights(train.labels, info.num_classes) if config.class_weights else None
     preprocessor = classifier.preprocessor
-    train_data = labeled_dataset(preprocessor, train.texts, train.labels, config.batch_size,
-                                 class_weights=class_weights, shuffle=True, seed=config.seed)
+
+    def train_data():  # a fresh dataset per `fit`: each starts the same seeded sequence of shuffles
+        return labeled_dataset(preprocessor, train.texts, train.labels, config.batch_size,
+                               class_weights=class_weights, shuffle=True, seed=config.seed)
+
     valid_data = labeled_dataset(preprocessor, valid.texts, valid.labels, config.batch_size)
-    steps_per_epoch = int(train_data.cardinality())
+    steps_per_epoch = int(train_data().cardinality())
     classifier.compile(make_optimizer(config, classifier, steps_per_epoch))
     cudnn = check_cudnn(classifier, valid_data)
 
@@ -298,7 +301,7 @@ def load_classifier(run_dir):
     """The `model.keras` of a classifier run (safe_mode: no Lambda, no pickle)."""
     fold = os.path.join(run_dir, "fold_1", "model.keras")
     hint = f" (a cross-validation run: its models are in {run_dir}/fold_K/)" if os.path.exists(fold) else ""
-    return load_run_model(run_dir, "textlstm train classifier", hint)
+    return load_run_model(run_dir, "classifier", hint)
 
 
 def read_labeled_file(path, num_classes, encoding="utf-8"):
