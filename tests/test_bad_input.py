@@ -13,6 +13,7 @@ import re
 import shutil
 
 import keras
+import numpy as np
 import pytest
 
 from textlstm.cli import main
@@ -55,6 +56,7 @@ def saved(tmp_path_factory, ptb_dir, shared_data):
     files.mkdir()
     write = {
         "empty.txt": b"",
+        "few_words.txt": b"a b c\nd e\n",
         "blank_lines.txt": b"\n   \n\t\n",
         "bad_utf8.txt": b"the company said\nit was \xff\xfe fine\n",
         "latin1.txt": "a caf\xe9 that is not utf-8\n".encode("latin-1"),
@@ -133,6 +135,10 @@ CASES = [
     ("negative size", lambda s: ["train", "lm", "hidden_dim=-4"], 2, r"field `hidden_dim` must be positive, received -4"),
     ("zero batch size", lambda s: ["train", "classifier", "batch_size=0"], 2, r"field `batch_size` must be positive"),
     ("sequence_length 0", lambda s: ["train", "lm", "sequence_length=0"], 2, r"field `sequence_length` must be positive"),
+    ("vocabulary_size larger than the corpus supports", lambda s: [
+        "train", "lm", f"train_file={s['files'] / 'few_words.txt'}", "vocabulary_size=10002", "sampled_softmax=1024",
+        f"run_dir={s['root'] / 'new'}"], 2,
+     r"field `sampled_softmax` must be below the vocabulary the word tokenizer learns from .*few_words\.txt: 9 tokens"),
     ("sampled_softmax not below the vocabulary", lambda s: ["train", "lm", "vocabulary_size=500", "sampled_softmax=500"],
      2, r"field `sampled_softmax` must be below vocabulary_size=500, received 500"),
     ("config file with a syntax error", lambda s: ["train", "lm", "--config", str(s["files"] / "bad_config.json")], 2,
@@ -197,7 +203,7 @@ def test_bad_input_is_named_and_nothing_saved_changes(saved, argv, code, pattern
     assert re.search(pattern, error, re.DOTALL), error
     assert "Traceback" not in error
     assert tree_digest(saved["lm"], saved["classifier"], saved["exports"]) == before
-    assert not os.path.exists(saved["root"] / "new" / "model.keras")
+    assert not os.path.exists(saved["root"] / "new")  # no run directory was even started
 
 
 def test_sane_behaviour_where_input_is_odd_but_valid(saved, capsys):
@@ -214,4 +220,11 @@ def test_sane_behaviour_where_input_is_odd_but_valid(saved, capsys):
     assert main(["predict", "--run-dir", str(saved["classifier"]), "--format", "jsonl", "", long_text]) == 0
     predictions = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(predictions) == 2 and all(abs(sum(p["probabilities"].values()) - 1) < 1e-5 for p in predictions)
+    # The export takes bytes, as TF Serving's clients send them: empty, very long, and not UTF-8 at all.
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(saved["exports"] / "sst2" / "1")).signatures["serving_default"]
+    answers = serve(texts=tf.constant([b"", long_text.encode(), b"\xff\xfe not utf-8"]))
+    np.testing.assert_allclose(answers["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
+    assert len(answers["label"].numpy()) == 3
     assert tree_digest(saved["lm"], saved["classifier"], saved["exports"]) == before

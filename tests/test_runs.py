@@ -181,3 +181,16 @@ def test_a_run_of_another_task_or_release_is_refused(tmp_path):
         RunDirectory.open(config)
     replaced = RunDirectory.open(dataclasses.replace(config, overwrite=True))  # replacing it is allowed
     assert replaced.progress["task"] == "lm"
+
+
+def test_no_pickle_anywhere_and_models_load_in_safe_mode():
+    """Artifacts never run code when loaded: no pickle in textlstm, every `.keras` load in safe mode."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + "/textlstm"
+    for folder, _, files in os.walk(package):
+        for name in files:
+            if name.endswith(".py"):
+                source = open(os.path.join(folder, name), encoding="utf-8").read()
+                assert "import pickle" not in source and "pickle.load" not in source, name
+                assert "allow_pickle=True" not in source, name
+                for call in source.split("load_model(")[1:]:
+                    assert "safe_mode=True" in call.split(")")[0], name

@@ -29,6 +29,7 @@ from textlstm.recipes.run_steps import (
     save_model,
 )
 from textlstm.runs import RunDirectory, read_run_config, write_text
+from textlstm.tokenizers import WordTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,21 @@ def word_perplexity(loss, preprocessor, lines):
     return math.exp(loss * tokens / words)
 
 
+def check_sampled_softmax(config, train_lines):
+    """Refuses `sampled_softmax` not below the vocabulary a word tokenizer will learn from `train_lines` (which
+    can be smaller than `vocabulary_size` asks), before the run directory is touched. A SentencePiece
+    vocabulary is known only once trained; the model's `compile` refuses that case."""
+    if not config.sampled_softmax or config.tokenizer != "word":
+        return
+    learned = WordTokenizer.from_texts(train_lines, config.vocabulary_size, config.min_count,
+                                       lowercase=config.lowercase).vocabulary_size()
+    if config.sampled_softmax >= learned:
+        raise ValueError(
+            f"field `sampled_softmax` must be below the vocabulary the word tokenizer learns from "
+            f"{corpus_sources(config)[0]}: {learned} tokens (vocabulary_size={config.vocabulary_size} asks for more "
+            f"than the corpus has), received {config.sampled_softmax}.")
+
+
 def train_language_model(config):
     """Trains, evaluates and saves a language model; returns the metrics dict.
 
@@ -115,6 +131,7 @@ def train_language_model(config):
     train_lines, valid_lines, test_lines = read_corpus(config)  # before the run dir is touched
     boundaries = (stream_boundaries([config.train_file], config.batch_size, config.encoding)
                   if config.stream_from_file else None)  # reads (and checks) the whole file once
+    check_sampled_softmax(config, train_lines)
     run = RunDirectory.open(config)
     keras.utils.set_random_seed(config.seed)
 

@@ -98,12 +98,14 @@ def fit_unless_done(model, run, train_data, valid_data, epochs, callbacks, verbo
                         f"received {type(checkpoint).__name__} last.")
     start = time.monotonic()
     position = checkpoint.restore(model, count_batches(train_data()))
+    resumed_stopped = position.stopped  # `position` moves on as training runs
     if position.global_step == 0 and run.progress.get("epochs_done", 0):
         raise RuntimeError(
             f"run_dir {run.path} records {run.progress['epochs_done']} trained epochs but holds no training "
             f"checkpoint in {checkpoint.directory} (a run of an earlier textlstm, or a deleted backup/), so it "
             f"cannot continue; pass overwrite=true to train it again from the start.")
-    if position.stopped and not run.continued_fields:
+    skipped = resumed_stopped and not run.continued_fields
+    if skipped:
         # Early stopping or the time budget ended training, and the attempt was killed before recording it.
         logger.info("training had stopped early at the last checkpoint; finishing the steps after it")
     else:
@@ -111,7 +113,6 @@ def fit_unless_done(model, run, train_data, valid_data, epochs, callbacks, verbo
         resumable_fit(model, train_data, checkpoint, epochs, others, validation_data=valid_data, verbose=verbose,
                       shuffle=False)
     epochs_done = checkpoint.position.epoch
-    skipped = position.stopped and not run.continued_fields
     run.finish_fit(epochs_done, "stopped" if skipped else training.stop_reason(callbacks, epochs_done, epochs))
     return time.monotonic() - start
 
