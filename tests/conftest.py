@@ -152,6 +152,7 @@ def export_without_extras(monkeypatch):
     monkeypatch.setattr("textlstm.serving.audit_ops", lambda export_dir: {"servable": True})
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(config, items):
     """Groups tests for `--dist loadgroup` (setup.cfg): each test file whole in one process, so its module
     fixtures are built once, and every file that uses the session's `trained_run` in the same process, so
