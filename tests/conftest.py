@@ -151,15 +151,3 @@ def export_without_extras(monkeypatch):
     monkeypatch.setattr("textlstm.export._finish_signature_listing", lambda process, export_dir: None)
     monkeypatch.setattr("textlstm.serving.audit_ops", lambda export_dir: {"servable": True})
 
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
-def pytest_collection_modifyitems(config, items):
-    """Groups tests for `--dist loadgroup` (setup.cfg): each test file whole in one process, so its module
-    fixtures are built once, and every file that uses the session's `trained_run` in the same process, so
-    that LM is trained once."""
-    users = {item.module.__name__ for item in items
-             if "trained_run" in getattr(item, "fixturenames", ()) and hasattr(item, "module")}
-    for item in items:
-        module = getattr(item, "module", None)
-        name = module.__name__ if module is not None else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group("trained_run" if name in users else name))

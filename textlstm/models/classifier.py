@@ -137,7 +137,7 @@ class TextClassifier(Task):
         self.pooled_dropout = keras.layers.Dropout(dropout, name="pooled_dropout")
         # float32 probabilities even under a mixed-precision policy.
         self.output_layer = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="output")
-        self(ops.ones((1, 1), "int32"))  # build every weight now, as BackupAndRestore and load_weights need
+        self(ops.ones((1, 1), "int32"))  # build every weight now, as checkpoint restoring and load_weights need
 
     def build(self, input_shape):
         self.backbone.build(input_shape)
@@ -186,7 +186,7 @@ class TextClassifier(Task):
 
     def get_compile_config(self):
         # A reloaded model is ready for prediction; training resumes from the
-        # run directory's BackupAndRestore state, which holds the optimizer
+        # run directory's training checkpoints (textlstm.checkpoints), which hold the optimizer
         # (a per-layer-group MultiOptimizer has no serializable config).
         return None
 
