@@ -143,11 +143,16 @@ def template_number_items(pairs):
     return items
 
 
+def skip_export_extras(patch):
+    """Makes exports skip the slow extras (the signature listing and op audit each run TensorFlow in a
+    subprocess), for tests of something else; tests/test_export.py and tests/test_serving.py check the extras."""
+    patch.setattr("textlstm.export._start_signature_listing", lambda export_dir: None)
+    patch.setattr("textlstm.export._finish_signature_listing", lambda process, export_dir: None)
+    patch.setattr("textlstm.serving.audit_ops", lambda export_dir: {"servable": True})
+
+
 @pytest.fixture
 def export_without_extras(monkeypatch):
-    """Exports skip the slow extras (the signature listing and op audit each run TensorFlow in a subprocess),
-    for tests of something else; tests/test_export.py and tests/test_serving.py check the extras."""
-    monkeypatch.setattr("textlstm.export._start_signature_listing", lambda export_dir: None)
-    monkeypatch.setattr("textlstm.export._finish_signature_listing", lambda process, export_dir: None)
-    monkeypatch.setattr("textlstm.serving.audit_ops", lambda export_dir: {"servable": True})
+    """`skip_export_extras` for one test."""
+    skip_export_extras(monkeypatch)
 

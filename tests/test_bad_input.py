@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import skip_export_extras
 from textlstm.cli import main
 
 TINY_LM = ["max_train_lines=300", "max_eval_lines=50", "embedding_dim=16", "hidden_dim=16", "num_layers=1",
@@ -47,10 +48,8 @@ def saved(tmp_path_factory, ptb_dir, shared_data):
     classifier_run = root / "classifier"
     assert main(["train", "classifier", f"data_dir={shared_data}", f"run_dir={classifier_run}", *TINY_CLASSIFIER]) == 0
     exports = root / "saved_models"
-    with pytest.MonkeyPatch.context() as patch:  # the export's slow extras are tests/test_export.py's
-        patch.setattr("textlstm.export._start_signature_listing", lambda export_dir: None)
-        patch.setattr("textlstm.export._finish_signature_listing", lambda process, export_dir: None)
-        patch.setattr("textlstm.serving.audit_ops", lambda export_dir: {"servable": True})
+    with pytest.MonkeyPatch.context() as patch:
+        skip_export_extras(patch)
         assert main(["export", str(classifier_run), "--name", "sst2", "--base-dir", str(exports)]) == 0
     files = root / "files"
     files.mkdir()
