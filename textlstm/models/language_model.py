@@ -98,6 +98,17 @@ def log_uniform_candidates(true_classes, num_sampled, range_max, seed):
     return tf.stop_gradient(sampled), expected_count(true_classes), expected_count(sampled)
 
 
+def target_log_probs(logits, targets):
+    """ln softmax(logits)[target] `(batch, time)` from logits `(batch, time, vocabulary)`.
+
+    For inference: the target's logit minus the log-sum-exp, without the
+    softmax gradient that the fused cross-entropy op computes alongside its
+    loss (about 1.5x faster scoring of a 10k vocabulary, BENCHMARKS.md).
+    """
+    target_logits = ops.take_along_axis(logits, ops.expand_dims(targets, -1), axis=-1)[..., 0]  # (batch, time)
+    return target_logits - ops.logsumexp(logits, axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="textlstm")
 class LanguageModel(Task):
     """Next-token logits over an `LSTMBackbone`, with scoring and generation.
@@ -320,7 +331,9 @@ class LanguageModel(Task):
             )
             return tf.reshape(losses, tf.shape(targets))
         logits = self.project(hidden)  # (batch, time, vocabulary)
-        return keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        if training:  # the fused op computes its gradient in the same pass
+            return keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        return -target_log_probs(logits, targets)
 
     def _step(self, data, training):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -380,9 +393,13 @@ class LanguageModel(Task):
     def token_log_probs(self, token_ids):
         """ids `(batch, time)` -> ln p(ids[:, t] | ids[:, :t]) `(batch, time - 1)`, 0 on padding."""
         inputs, targets = token_ids[:, :-1], token_ids[:, 1:]  # (batch, time - 1) each
-        logits = self(inputs, training=False)  # (batch, time - 1, vocabulary)
-        log_probs = -keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
-        return log_probs * tf.cast(tf.not_equal(targets, PAD_ID), log_probs.dtype)
+        # No mask: with right padding a token's output never depends on the padding after it.
+        hidden = self.backbone(inputs, training=False, padded=False)  # (batch, time - 1, hidden_dim)
+        # The softmax only where a token is, so its cost and memory follow the tokens, not the padded shape.
+        is_token = tf.not_equal(targets, PAD_ID)  # (batch, time - 1)
+        token_hidden = tf.boolean_mask(ops.cast(hidden, self.compute_dtype), is_token)  # (tokens, hidden_dim)
+        token_log_probs = target_log_probs(self.project(token_hidden), tf.boolean_mask(targets, is_token))  # (tokens,)
+        return tf.scatter_nd(tf.where(is_token), token_log_probs, tf.shape(targets, out_type=tf.int64))
 
     def score_strings(self, texts):
         """Raw strings in, everything in-graph: what the exported signature runs.
