@@ -1,9 +1,9 @@
 """Soak test: score and classify N sentences through the Python API and the SavedModels, watching memory and tracing.
 
     python benchmarks/soak.py --lm-run RUN --classifier-run RUN [--sentences 1000000] [--batch-size 1000]
-        [--output-dir runs/soak]
+        [--output-dir runs/soak] [--paths keras,saved_model,predict,serving]
 
-Four paths, one after the other, in one process, each over `--sentences`
+Four paths (or those `--paths` names), one after the other, in one process, each over `--sentences`
 sentences (PTB and SST-2 lines, cycled) in batches of `--batch-size`:
 
 - `KerasScorer.score` (the LM run's model.keras: one traced graph, strings in);
@@ -99,7 +99,13 @@ def main():
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--output-dir", default="runs/soak")
+    parser.add_argument("--paths", default="keras,saved_model,predict,serving",
+                        help="which of keras, saved_model, predict, serving to soak (comma-separated)")
     args = parser.parse_args()
+    chosen = [name.strip() for name in args.paths.split(",")]
+    unknown = set(chosen) - {"keras", "saved_model", "predict", "serving"}
+    if unknown:
+        parser.error(f"--paths: unknown {sorted(unknown)}; choose from keras, saved_model, predict, serving.")
     if args.sentences < (WARMUP_BATCHES + 10) * args.batch_size:
         parser.error(f"--sentences must be at least {(WARMUP_BATCHES + 10) * args.batch_size} "
                      f"({WARMUP_BATCHES} warm-up batches and 10 more), received {args.sentences}.")
@@ -117,14 +123,17 @@ def main():
     def keras_tracing_count():
         return scorer.tracing_count()
 
-    paths = [
-        ("KerasScorer.score", lambda batch: scorer.score(batch, batch_size=args.batch_size), keras_tracing_count),
-        ("SavedModelScorer.score", lambda batch: saved_scorer.score(batch, batch_size=args.batch_size), None),
-        ("SentimentClassifier.predict", lambda batch: classifier.predict(batch, batch_size=args.batch_size), None),
-        ("classifier SavedModel serving_default", lambda batch: signature(texts=tf.constant(batch)), None),
-    ]
+    paths = {
+        "keras": ("KerasScorer.score", lambda batch: scorer.score(batch, batch_size=args.batch_size),
+                  keras_tracing_count),
+        "saved_model": ("SavedModelScorer.score", lambda batch: saved_scorer.score(batch, batch_size=args.batch_size),
+                        None),
+        "predict": ("SentimentClassifier.predict", lambda batch: classifier.predict(batch, batch_size=args.batch_size),
+                    None),
+        "serving": ("classifier SavedModel serving_default", lambda batch: signature(texts=tf.constant(batch)), None),
+    }
     rows, curves = [], {}
-    for name, run_batch, tracing_count in paths:
+    for name, run_batch, tracing_count in (paths[key] for key in chosen):
         row, memory = soak(name, run_batch, texts, args.sentences, args.batch_size, tracing_count)
         rows.append(row)
         curves[name] = memory

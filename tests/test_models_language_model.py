@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from textlstm.data import stream_windows
 from textlstm.models import LanguageModel, LSTMBackbone
-from textlstm.models.language_model import log_uniform_candidates
+from textlstm.models.language_model import log_uniform_candidates, merge_repeated_rows
 from textlstm.preprocessors import LanguageModelPreprocessor
 from textlstm.probes import KerasScorer
 from textlstm.tokenizers import BOS_ID, EOS_ID, PAD_ID, WordTokenizer
@@ -231,3 +231,17 @@ def test_mixed_precision_backbone_trains_with_float32_softmax_and_loss_scaling(t
     restored = keras.saving.load_model(tmp_path / "mixed.keras", safe_mode=True)
     assert restored.backbone.dtype_policy.name == "mixed_float16"
     np.testing.assert_allclose(restored(np.ones((2, 3), "int32")), lm(np.ones((2, 3), "int32")), atol=1e-3)
+
+
+def test_repeated_rows_of_a_sparse_gradient_are_merged_before_clipping():
+    """A word twice in a batch gives its embedding row two slices; clipnorm must see the summed row's norm."""
+    sparse = tf.IndexedSlices(tf.constant([[3.0, 0.0], [1.0, 2.0], [3.0, 0.0]]), tf.constant([4, 1, 4]),
+                              tf.constant([6, 2]))
+    merged = merge_repeated_rows(sparse)
+    dense = tf.convert_to_tensor(sparse)
+    np.testing.assert_allclose(tf.convert_to_tensor(merged).numpy(), dense.numpy())
+    assert sorted(merged.indices.numpy().tolist()) == [1, 4]
+    assert float(tf.norm(merged.values)) == pytest.approx(float(tf.norm(dense)))  # sqrt(36 + 5)
+    assert float(tf.norm(sparse.values)) != pytest.approx(float(tf.norm(dense)))  # sqrt(18 + 5): what Keras would clip by
+    plain = tf.ones((2, 2))
+    assert merge_repeated_rows(plain) is plain

@@ -3,13 +3,15 @@
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 from textlstm.cli import main
 from textlstm.config import LanguageModelConfig, config_from_dict
 from textlstm.recipes import language_model as recipe
-from textlstm.runs import RunDirectory, atomic_path
+from textlstm.runs import RunDirectory, atomic_path, lock_run
 
 TINY = {
     "max_train_lines": 300, "max_eval_lines": 60, "embedding_dim": 16, "hidden_dim": 16, "num_layers": 1,
@@ -76,11 +78,11 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_succeeds(tiny_config, tmp
     assert open(os.path.join(config.run_dir, "model.keras"), "rb").read() == model_bytes
     assert main(["train", "lm", "--run-dir", config.run_dir, "overwrite=true", "hidden_dim=0"]) == 2  # bad config
     assert open(os.path.join(config.run_dir, "model.keras"), "rb").read() == model_bytes
-    assert sorted(os.listdir(tmp_path)) == ["run"]
+    assert sorted(os.listdir(tmp_path)) == [".run.lock", "run"]  # the lock stays beside the run it guards
 
     replacing = tiny_config(epochs=1, overwrite=True, hidden_dim=8, embedding_dim=8)
     recipe.train_language_model(replacing)
-    assert sorted(os.listdir(tmp_path)) == ["run"]  # the replaced run was removed once the new one finished
+    assert sorted(os.listdir(tmp_path)) == [".run.lock", "run"]  # the replaced run was removed once the new one finished
     assert json.loads(open(os.path.join(config.run_dir, "config.json")).read())["hidden_dim"] == 8
 
 
@@ -138,7 +140,7 @@ def test_an_interrupted_overwrite_keeps_the_last_finished_run(tmp_path):
     assert (tmp_path / "run.replaced" / "model.keras").read_text() == "first"
     assert not (tmp_path / "run" / "model.keras").exists()
     second.finish({"test_perplexity": 90.0})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.lock", "run"]
 
 
 def test_a_replacement_that_crashes_in_fit_leaves_the_old_run_aside(tiny_config, monkeypatch):
@@ -181,6 +183,31 @@ def test_a_run_of_another_task_or_release_is_refused(tmp_path):
         RunDirectory.open(config)
     replaced = RunDirectory.open(dataclasses.replace(config, overwrite=True))  # replacing it is allowed
     assert replaced.progress["task"] == "lm"
+
+
+def test_a_run_directory_in_use_by_another_process_is_refused(tmp_path):
+    """Two trainings of one run_dir would interleave checkpoints: the second stops, naming the holder's pid."""
+    config = LanguageModelConfig(run_dir=str(tmp_path / "run"))
+    holder = subprocess.Popen(  # another process taking the lock as `lock_run` does (no TensorFlow import: fast)
+        [sys.executable, "-c", "import fcntl, os, sys; d = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); "
+         "fcntl.flock(d, fcntl.LOCK_EX); os.write(d, b'%d' % os.getpid()); print('locked', flush=True); "
+         "sys.stdin.read()", str(tmp_path / ".run.lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RuntimeError, match=rf"run_dir .*run is in use by another process \(pid {holder.pid}, "):
+            RunDirectory.open(config)
+        assert not os.path.exists(config.run_dir)  # refused before anything was written
+    finally:
+        holder.communicate("")  # the holder exits: the kernel drops its lock
+    run = RunDirectory.open(config)
+    assert run.fit_needed and RunDirectory.open(config).fit_needed  # this process may reopen its own run
+    lock_run(config.run_dir)
+    assert (tmp_path / ".run.lock").read_text().strip() == str(os.getpid())
+    run.finish({})  # ... and lets go of it when the run is finished
+    holder = subprocess.run([sys.executable, "-c", "import fcntl, os, sys; d = os.open(sys.argv[1], os.O_RDWR); "
+                             "fcntl.flock(d, fcntl.LOCK_EX | fcntl.LOCK_NB)", str(tmp_path / ".run.lock")])
+    assert holder.returncode == 0
 
 
 def test_no_pickle_anywhere_and_models_load_in_safe_mode():

@@ -166,12 +166,16 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                  and os.path.exists(os.path.join(self.directory, name, POSITION_FILE))]
         return sorted(names, reverse=True)  # zero-padded step numbers
 
-    def restore(self, model, steps_per_epoch):
+    def restore(self, model, steps_per_epoch, step=None):
         """Loads the newest readable checkpoint into `model`; returns its `Position` (zero when there is none).
 
         Weights and optimizer state are loaded now; seed states, and within
         an epoch its metric totals and carried state, when training's first
         epoch begins (after `fit` has reset them).
+
+        `step` (several workers, `textlstm.distributed`): the newest step
+        every worker has; this worker's newer checkpoints are deleted, as
+        training goes on from `step`.
 
         Raises:
             ValueError: the checkpoint was taken with another number of
@@ -185,7 +189,13 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             model.optimizer.build(model.trainable_variables)  # its variables are loaded, and counted below
         self._check_free_space(model)
         problems = []
-        for name in self.checkpoints():
+        names = self.checkpoints()
+        if step is not None:
+            for name in [name for name in names if checkpoint_step(name) > step]:
+                logger.warning("removing checkpoint %s: not every worker reached it", os.path.join(self.directory, name))
+                _remove(os.path.join(self.directory, name))
+            names = [name for name in names if checkpoint_step(name) <= step]
+        for name in names:
             path = os.path.join(self.directory, name)
             try:
                 position, saved = self._read_position(path)
@@ -358,6 +368,11 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         for name in os.listdir(self.directory):
             if name.startswith(f".{CHECKPOINT_PREFIX}"):
                 shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+
+
+def checkpoint_step(name):
+    """The global step of a checkpoint folder's name (`step-00000120` -> 120)."""
+    return int(name[len(CHECKPOINT_PREFIX):])
 
 
 def _remove(path):

@@ -85,6 +85,10 @@ def print_served(version_dir, texts):
 def cmd_train_lm(args):
     config = run_config(LanguageModelConfig, args)
     metrics = train_language_model(config)
+    if metrics.get("worker"):  # a worker of a multi-worker run: the chief (worker 0) evaluates and saves
+        print(f"worker {metrics['worker']} of {metrics['workers']}: trained; the chief's run directory "
+              f"{config.run_dir} holds the model and metrics")
+        return
     print(f"run directory: {config.run_dir}")
     print(f"validation perplexity: {metrics['valid_perplexity']:.2f} ({metrics['valid_tokens']} tokens)")
     print(f"test perplexity:       {metrics['test_perplexity']:.2f} ({metrics['test_tokens']} tokens)")

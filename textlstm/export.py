@@ -8,8 +8,9 @@ Layout, the one TF Serving loads (`--model_base_path=saved_models/NAME`):
         └── 2/   a newer version; Serving picks the highest number
 
 A version is written under a temporary name beside the others
-(`NAME/.tmp-...`, which Serving ignores: not a number) and renamed into
-place once complete, so a polling server never sees half a version; an
+(`NAME/.tmp-...`, which Serving ignores: not a number), fsynced, and renamed
+into place once complete, so a polling server (or a machine back from a
+power cut) never sees half a version; an
 existing version is never overwritten. A reloaded export needs only
 TensorFlow and TF Text's op libraries (for the SentencePiece ops): no
 textlstm, no Keras. Beside the graph, `assets.extra/` holds TF Serving's
@@ -54,7 +55,7 @@ import tensorflow as tf
 
 from textlstm import serving
 from textlstm.models import AgreementClassifier, LanguageModel, TextClassifier
-from textlstm.runs import write_json
+from textlstm.runs import fsync, fsync_tree, write_json
 from textlstm.tokenizers import BOS_ID, PAD_ID, WordTokenizer
 
 logger = logging.getLogger(__name__)
@@ -236,7 +237,9 @@ def export_model(model, base_dir, name, description=None, top_k=10, version=None
         if not audit["servable"]:
             logger.warning("%s: ops TF Serving with TF Text %s lacks: unknown %s, newer TF Text %s", name,
                            serving.SERVING_TF_TEXT, audit["unknown"], audit["newer_than_serving"])
+        fsync_tree(export_dir)  # every byte on disk before the version appears
         version_dir = _move_into_place(export_dir, base_dir, name, version)
+        fsync(model_dir)  # and the rename that made it appear
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     serving.write_models_config(base_dir)

@@ -18,6 +18,11 @@ Rules, whatever the task:
 - A crash before `metrics.json` is written is resumed: training restarts
   from its last checkpoint (`textlstm.checkpoints`: at any step, exactly),
   or is skipped when `fit` had finished, and the steps after it run again.
+- One process at a time: `open` takes an exclusive lock (`flock` on
+  `.<name>.lock` beside the directory, held until the process exits, a
+  SIGKILL included, or until the run finishes), so a second training of the
+  same directory stops with an error naming the process that holds it instead
+  of interleaving checkpoints.
 - `overwrite=true` moves the old directory aside (`<run_dir>.replaced`) and
   deletes it only once the new run has finished; until then it can be
   moved back by hand.
@@ -38,6 +43,7 @@ FileExistsError: run_dir ... holds a finished run; raise epochs or time_budget_m
 """
 
 import contextlib
+import fcntl
 import importlib.metadata
 import json
 import logging
@@ -116,6 +122,62 @@ def fsync(path):
         os.close(descriptor)
 
 
+def fsync_tree(path):
+    """Flushes every file and folder under `path` (and `path`) to disk, before the tree is renamed into place."""
+    for folder, _, files in os.walk(path, topdown=False):
+        for name in files:
+            fsync(os.path.join(folder, name))
+        fsync(folder)
+
+
+_HELD_LOCKS = {}  # real path of a run directory -> the descriptor holding its lock, for this process's life
+
+
+def lock_run(path):
+    """Takes the exclusive lock of run directory `path` until `unlock_run` or the process ends (again: a no-op).
+
+    The lock is an `flock` on `.<name>.lock` beside the directory, so it
+    survives `overwrite=true` moving the directory aside; the kernel drops it
+    when the process ends, however it ends. The file keeps the holder's pid.
+    Where no lock can be taken (a parent folder this user cannot write, a
+    file system without `flock`), a warning says so and the run goes on unguarded.
+
+    Raises:
+        RuntimeError: another process holds the lock.
+    """
+    real_path = os.path.realpath(path.rstrip(os.sep) or os.sep)
+    if real_path in _HELD_LOCKS:
+        return
+    parent = os.path.dirname(real_path)
+    lock_path = os.path.join(parent, f".{os.path.basename(real_path)}.lock")
+    descriptor = None
+    try:
+        os.makedirs(parent, exist_ok=True)
+        descriptor = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{os.getpid()}\n".encode("ascii"))
+    except BlockingIOError:
+        holder = os.read(descriptor, 32).decode("ascii", "replace").strip() or "unknown"
+        os.close(descriptor)
+        raise RuntimeError(f"run_dir {path} is in use by another process (pid {holder}, lock {lock_path}); "
+                           f"wait for it to finish, or choose another run_dir.") from None
+    except OSError as error:
+        if descriptor is not None:
+            os.close(descriptor)
+        logger.warning("run_dir %s: cannot lock %s (%s); nothing stops a second process from training it at the "
+                       "same time", path, lock_path, error)
+        return
+    _HELD_LOCKS[real_path] = descriptor
+
+
+def unlock_run(path):
+    """Releases this process's lock of run directory `path` (a no-op when it holds none)."""
+    descriptor = _HELD_LOCKS.pop(os.path.realpath(path.rstrip(os.sep) or os.sep), None)
+    if descriptor is not None:
+        os.close(descriptor)  # closing the last descriptor releases the flock
+
+
 def write_json(data, path):
     """Writes JSON atomically: a crash never leaves a half-written file."""
     with atomic_path(path) as tmp_path, open(tmp_path, "w", encoding="utf-8") as f:
@@ -152,6 +214,7 @@ class RunDirectory:
         """Opens `config.run_dir` for a run; call it after the config is validated and the data read.
 
         Raises:
+            RuntimeError: another process has the directory open (`lock_run`).
             ValueError: the directory holds a run whose config differs in a
                 field that shapes the model, tokenizer or data.
             FileExistsError: it holds a finished run and nothing asks for
@@ -159,6 +222,7 @@ class RunDirectory:
                 returned as it is, e.g. a fold of a cross-validation).
         """
         path = config.run_dir
+        lock_run(path)
         saved_path = os.path.join(path, CONFIG_FILE)
         if not os.path.exists(saved_path):
             holds_run = os.path.exists(os.path.join(path, PROGRESS_FILE))
@@ -275,6 +339,7 @@ class RunDirectory:
         if replaced and os.path.exists(replaced):
             shutil.rmtree(replaced)
             logger.info("removed the replaced run %s", replaced)
+        unlock_run(self.path)  # another process may continue it now (a notebook keeps running after a run)
 
     def read_metrics(self):
         return read_json_object(self.file(FINISHED_MARKER), "run metrics")

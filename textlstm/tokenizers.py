@@ -40,7 +40,7 @@ PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 VOCABULARY_FILENAME = "vocabulary.txt"
-_ASCII_SPACES = tf.constant([b" ", b"\t", b"\n", b"\v", b"\f", b"\r"])  # what tf.strings.split splits on
+_ASCII_SPACES = (b" ", b"\t", b"\n", b"\v", b"\f", b"\r")  # what tf.strings.split splits on (no tensor at import: tf.distribute configures the runtime first)
 _ASCII_SPACE_RUNS = re.compile("[ \t\n\v\f\r]+")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -366,7 +366,7 @@ class WordTokenizer(keras_hub.tokenizers.Tokenizer):
         ids = self.tokenize(inputs)  # ragged (batch, None)
         characters = tf.strings.bytes_split(inputs)  # ragged (batch, bytes)
         is_space = tf.ragged.map_flat_values(
-            lambda c: tf.reduce_any(tf.equal(tf.expand_dims(c, -1), _ASCII_SPACES), axis=-1), characters)
+            lambda c: tf.reduce_any(tf.equal(tf.expand_dims(c, -1), tf.constant(_ASCII_SPACES)), axis=-1), characters)
         padded = tf.pad(tf.cast(is_space.to_tensor(True), "int8"), [[0, 0], [1, 1]], constant_values=1)
         padded = tf.cast(padded, tf.bool)  # (batch, bytes + 2): a space before and after each text
         word = tf.logical_not(padded)

@@ -98,6 +98,25 @@ def log_uniform_candidates(true_classes, num_sampled, range_max, seed):
     return tf.stop_gradient(sampled), expected_count(true_classes), expected_count(sampled)
 
 
+SCORING_ROWS = 512  # `token_log_probs` rounds its token count up to a multiple of this
+
+
+def merge_repeated_rows(gradient):
+    """An `IndexedSlices` gradient with each row once (repeats summed); any other gradient as it is.
+
+    The embedding's gradient under sampled softmax is sparse, with a row per
+    token occurrence and per sampled negative: a word seen twice in a batch
+    comes twice. Its values' norm is not the gradient's norm, which
+    `clipnorm` must clip by (as PyTorch's `clip_grad_norm_` does, and as
+    several workers' summed dense gradients do, `textlstm.distributed`).
+    """
+    if not isinstance(gradient, tf.IndexedSlices):
+        return gradient
+    rows, positions = tf.unique(gradient.indices)  # (unique rows,), (slices,)
+    values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(rows)[0])  # (unique rows, dim)
+    return tf.IndexedSlices(values, rows, gradient.dense_shape)
+
+
 def target_log_probs(logits, targets):
     """ln softmax(logits)[target] `(batch, time)` from logits `(batch, time, vocabulary)`.
 
@@ -359,7 +378,7 @@ class LanguageModel(Task):
         with tf.GradientTape() as tape:
             loss, token_losses, sample_weight = self._step(data, training=True)
             scaled_loss = self.optimizer.scale_loss(loss)  # the loss itself, unless compile added loss scaling
-        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        gradients = [merge_repeated_rows(g) for g in tape.gradient(scaled_loss, self.trainable_variables)]
         self.optimizer.apply(gradients, self.trainable_variables)
         return self._update_metrics(token_losses, sample_weight)
 
@@ -398,7 +417,14 @@ class LanguageModel(Task):
         # The softmax only where a token is, so its cost and memory follow the tokens, not the padded shape.
         is_token = tf.not_equal(targets, PAD_ID)  # (batch, time - 1)
         token_hidden = tf.boolean_mask(ops.cast(hidden, self.compute_dtype), is_token)  # (tokens, hidden_dim)
-        token_log_probs = target_log_probs(self.project(token_hidden), tf.boolean_mask(targets, is_token))  # (tokens,)
+        token_targets = tf.boolean_mask(targets, is_token)  # (tokens,)
+        # Rounded up to a multiple of 512 rows: TF keeps kernels per shape, and a count of its own for every batch
+        # grew the process by ~0.4 KB a sentence in the soak test (BENCHMARKS.md).
+        tokens = tf.shape(token_targets)[0]
+        extra = -tokens % SCORING_ROWS
+        token_hidden = tf.pad(token_hidden, [[0, extra], [0, 0]])  # (rows, hidden_dim)
+        token_targets = tf.pad(token_targets, [[0, extra]])  # (rows,)
+        token_log_probs = target_log_probs(self.project(token_hidden), token_targets)[:tokens]  # (tokens,)
         return tf.scatter_nd(tf.where(is_token), token_log_probs, tf.shape(targets, out_type=tf.int64))
 
     def score_strings(self, texts):

@@ -7,13 +7,14 @@
                history.csv  curves.png  logs/ (TensorBoard)  samples.txt
 """
 
+import dataclasses
 import logging
 import math
 
 import keras
 import tensorflow as tf
 
-from textlstm import training
+from textlstm import distributed, training
 from textlstm.config import LanguageModelConfig
 from textlstm.data import file_stream_dataset, read_lines, sentence_dataset, stream_dataset, tfds_lines
 from textlstm.data.streams import non_empty, stream_boundaries
@@ -88,6 +89,15 @@ def build_language_model(config, tokenizer):
     return LanguageModel(backbone, preprocessor=preprocessor, tie_weights=config.tie_weights)
 
 
+def compile_language_model(model, config, jit_compile):
+    """`model.compile` with the optimizer, carried state and softmax `config` asks for; returns `model`."""
+    model.compile(
+        optimizer=training.make_optimizer(config.optimizer, config.learning_rate, config.clipnorm,
+                                          config.weight_decay, config.weight_decay_type),
+        carry_state=config.mode == "stream", sampled_softmax=config.sampled_softmax, jit_compile=jit_compile)
+    return model
+
+
 def count_tokens(dataset):
     return int(sum(float(w.numpy().sum()) for _, _, w in dataset))
 
@@ -128,16 +138,29 @@ def train_language_model(config):
     steps after it. More epochs or a larger time budget continue a finished
     run.
     """
+    # Several workers: the strategy first (before any TensorFlow work), each worker index > 0 in its own run_dir.
+    strategy, worker, workers = distributed.make_strategy() if config.strategy == "multi_worker" else (None, 0, 1)
+    if strategy:
+        distributed.worker_rows(config.batch_size, worker, workers)  # refuses a batch the workers cannot share
+        config = dataclasses.replace(config, run_dir=distributed.worker_run_dir(config.run_dir, worker))
     train_lines, valid_lines, test_lines = read_corpus(config)  # before the run dir is touched
     boundaries = (stream_boundaries([config.train_file], config.batch_size, config.encoding)
                   if config.stream_from_file else None)  # reads (and checks) the whole file once
     check_sampled_softmax(config, train_lines)
-    run = RunDirectory.open(config)
+    # A worker's run finishes before the chief's (which evaluates and saves): if the chief did not, all train again.
+    run = RunDirectory.open(config, finished_ok=worker > 0)
     keras.utils.set_random_seed(config.seed)
 
     tokenizer = prepare_tokenizer(run, config, train_lines)
-
-    lm = build_language_model(config, tokenizer)
+    trainer = None
+    if strategy:
+        distributed.check_same_vocabulary(strategy, tokenizer)
+        with strategy.scope():  # weights and optimizer state mirrored on every worker
+            lm = build_language_model(config, tokenizer)
+            compile_language_model(lm, config, jit_compile=False)
+        trainer = distributed.MultiWorkerTrainer(lm, strategy, worker, workers)
+    else:
+        lm = build_language_model(config, tokenizer)
     train_source, valid_source, test_source = corpus_sources(config)
 
     def train_data():  # a fresh dataset per `fit` (textlstm.checkpoints.resumable_fit)
@@ -155,21 +178,18 @@ def train_language_model(config):
     train_tokens = count_tokens(make_train_dataset(config, lm.preprocessor, train_lines, train_source, boundaries))
     cudnn = check_cudnn(lm, valid_data, masked=config.mode != "stream")
 
-    def compile_language_model(model, jit_compile):
-        model.compile(
-            optimizer=training.make_optimizer(config.optimizer, config.learning_rate, config.clipnorm,
-                                              config.weight_decay, config.weight_decay_type),
-            carry_state=config.mode == "stream", sampled_softmax=config.sampled_softmax, jit_compile=jit_compile)
-        return model
-
     def choose_jit_compile():
         return training.choose_jit_compile(
-            config.jit_compile, lambda jit: compile_language_model(build_language_model(config, tokenizer), jit),
+            config.jit_compile,
+            lambda jit: compile_language_model(build_language_model(config, tokenizer), config, jit),
             train_data(), sampled_softmax=config.sampled_softmax, mode=config.mode)
 
     # Chosen once per run (a resumed attempt keeps it); a run with nothing left to train measures nothing.
-    xla = run.remember("jit_compile", choose_jit_compile) if run.fit_needed else {"chosen": False}
-    compile_language_model(lm, xla["chosen"])
+    if strategy:
+        xla = {"chosen": False, "reason": "strategy=multi_worker trains without XLA"}
+    else:
+        xla = run.remember("jit_compile", choose_jit_compile) if run.fit_needed else {"chosen": False}
+        compile_language_model(lm, config, xla["chosen"])
     callbacks = training.standard_callbacks(
         run.path,
         config.learning_rate,
@@ -182,8 +202,16 @@ def train_language_model(config):
         checkpoint_every_steps=config.checkpoint_every_steps,
         epochs=config.epochs,
     )
-    fit_seconds = fit_unless_done(lm, run, train_data, valid_data, config.epochs, callbacks, config.verbose)
+    fit_seconds = fit_unless_done(lm, run, train_data, valid_data, config.epochs, callbacks, config.verbose,
+                                  trainer=trainer)
     training.restore_best(lm, run.path)
+    if strategy:
+        if worker:  # the chief evaluates and saves; this worker's run_dir keeps its checkpoints and log
+            metrics = {"worker": worker, "workers": workers, "fit_seconds": fit_seconds}
+            run.finish(metrics)
+            return metrics
+        lm = distributed.plain_copy(  # the rest, as on one machine
+            lm, lambda: compile_language_model(build_language_model(config, tokenizer), config, jit_compile=False))
 
     valid = lm.evaluate(valid_data, return_dict=True, verbose=0)
     test = lm.evaluate(test_data, return_dict=True, verbose=0)
@@ -214,6 +242,7 @@ def train_language_model(config):
         "start_token": lm.preprocessor.start_token,
         "cudnn": cudnn,
         "jit_compile": run.progress.get("jit_compile", xla),
+        "workers": workers,
         "samples": samples,
     }
     run.finish(metrics)

@@ -1,5 +1,6 @@
 """Steps every recipe takes in its run directory: the tokenizer, a pretrained LM, the saved model."""
 
+import functools
 import logging
 import os
 import time
@@ -73,14 +74,16 @@ def check_cudnn(model, data, masked=True):
     return report
 
 
-def fit_unless_done(model, run, train_data, valid_data, epochs, callbacks, verbose):
+def fit_unless_done(model, run, train_data, valid_data, epochs, callbacks, verbose, trainer=None):
     """Trains `model` in `run` from its last checkpoint (`textlstm.checkpoints`: exactly, at any step),
     unless an earlier attempt finished training; records how it ended.
 
     `train_data` is a function returning a fresh training dataset (see
     `resumable_fit`); `callbacks` come from `training.standard_callbacks`
-    (the last is the run's `TrainingCheckpoint`). Returns the seconds spent
-    (0 when training had finished before).
+    (the last is the run's `TrainingCheckpoint`); `trainer`, a
+    `textlstm.distributed.MultiWorkerTrainer` to train on several workers
+    (None: `resumable_fit`). Returns the seconds spent (0 when training had
+    finished before).
 
     Raises:
         RuntimeError: the run recorded finished epochs but has no
@@ -88,16 +91,19 @@ def fit_unless_done(model, run, train_data, valid_data, epochs, callbacks, verbo
             or a deleted `backup/`): training again would overwrite its best
             weights.
     """
-    if not run.fit_needed:
+    if not run.fit_needed and trainer is None:
         logger.info("training had finished in an earlier attempt (%s); finishing the steps after it",
                     run.describe())
         return 0.0
+    # Several workers all restore (its collectives need each of them), even one whose own run had finished
+    # training: its checkpoint is at the end, so it trains no more steps.
     *others, checkpoint = callbacks
     if not isinstance(checkpoint, TrainingCheckpoint):
         raise TypeError(f"`callbacks` must end with the run's TrainingCheckpoint (training.standard_callbacks), "
                         f"received {type(checkpoint).__name__} last.")
     start = time.monotonic()
-    position = checkpoint.restore(model, count_batches(train_data()))
+    steps_per_epoch = count_batches(train_data())
+    position = trainer.restore(checkpoint, steps_per_epoch) if trainer else checkpoint.restore(model, steps_per_epoch)
     resumed_stopped = position.stopped  # `position` moves on as training runs
     if position.global_step == 0 and run.progress.get("epochs_done", 0):
         raise RuntimeError(
@@ -110,10 +116,11 @@ def fit_unless_done(model, run, train_data, valid_data, epochs, callbacks, verbo
         logger.info("training had stopped early at the last checkpoint; finishing the steps after it")
     else:
         # shuffle=False: a dataset orders itself (streams must not be shuffled; sequences reshuffle per epoch).
-        resumable_fit(model, train_data, checkpoint, epochs, others, validation_data=valid_data, verbose=verbose,
-                      shuffle=False)
+        fit = trainer.fit if trainer else functools.partial(resumable_fit, model)
+        fit(train_data, checkpoint, epochs, others, validation_data=valid_data, verbose=verbose, shuffle=False)
     epochs_done = checkpoint.position.epoch
-    run.finish_fit(epochs_done, "stopped" if skipped else training.stop_reason(callbacks, epochs_done, epochs))
+    if run.fit_needed:
+        run.finish_fit(epochs_done, "stopped" if skipped else training.stop_reason(callbacks, epochs_done, epochs))
     return time.monotonic() - start
 
 

@@ -1,0 +1,275 @@
+"""Training a language model on several workers: `tf.distribute.MultiWorkerMirroredStrategy`, textlstm's own loop.
+
+Keras 3.15's `fit` does not run under `MultiWorkerMirroredStrategy`
+(keras-team/keras#20585, open), so `MultiWorkerTrainer` drives the run's
+Keras callbacks itself around a step run with `strategy.run`. Each worker
+process (one device each: a CPU, or one GPU) takes its rows of every global
+batch of B streams, so W workers together compute exactly the gradient of
+one worker training on the whole batch:
+
+    global batch: B streams x T steps           W = 2 workers
+    ┌────────────────────────────┐
+    │ s0  s1  ...  s(B/2 - 1)    │ ──► worker 0: its B/2 streams, their carried LSTM state
+    │ s(B/2)  ...  s(B - 1)      │ ──► worker 1: its B/2 streams, their carried LSTM state
+    └────────────────────────────┘
+    each: loss = Σ its tokens' losses / Σ all workers' tokens ──► gradient
+    all-reduce(SUM) of the gradients ──► clipped as the optimizer clips ──► the same update everywhere
+
+Every worker holds the same weights, optimizer state, seed states (so the
+sampled-softmax negatives are the same set for the whole batch, as on one
+worker) and logs, and evaluates the full validation data itself, so the
+callbacks (learning-rate schedule, early stopping, best weights) decide the
+same on each; whether to stop is agreed at each epoch end. Each worker
+keeps its own run directory (the chief: `run_dir`; worker i: `run_dir.worker-i`)
+with its own checkpoints (`textlstm.checkpoints`), which hold its streams'
+carried state; a resumed run restarts every worker from the newest step
+that all of them checkpointed.
+
+The cluster comes from `TF_CONFIG`, as for any `tf.distribute` job:
+
+    TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+"""
+
+import json
+import logging
+import math
+import os
+import zlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from textlstm.checkpoints import checkpoint_step
+
+logger = logging.getLogger(__name__)
+
+
+def cluster_from_environment():
+    """(this worker's index, the number of workers) from `TF_CONFIG`; a ValueError naming what is wrong with it."""
+    raw = os.environ.get("TF_CONFIG", "")
+    example = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}')
+    if not raw:
+        raise ValueError(f"strategy=multi_worker needs the environment variable TF_CONFIG, e.g. TF_CONFIG='{example}' "
+                         f"(the same cluster on every worker, each with its own index); it is not set.")
+    try:
+        tf_config = json.loads(raw)
+        workers = tf_config["cluster"]["worker"]
+        task = tf_config["task"]
+        index = task["index"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"TF_CONFIG must be JSON like {example}; reading it failed ({error!r}), received "
+                         f"{raw!r}.") from None
+    if task.get("type") != "worker" or set(tf_config["cluster"]) != {"worker"}:
+        raise ValueError(f"TF_CONFIG: textlstm runs a cluster of workers only (worker 0 is the chief), "
+                         f"received cluster jobs {sorted(tf_config['cluster'])} and task type {task.get('type')!r}.")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(workers):
+        raise ValueError(f"TF_CONFIG: task index must be an int in [0, {len(workers)}), received {index!r}.")
+    return index, len(workers)
+
+
+def make_strategy():
+    """The `MultiWorkerMirroredStrategy` of `TF_CONFIG`, made before any other TensorFlow work (it must be).
+
+    Returns:
+        (strategy, worker index, number of workers).
+
+    Raises:
+        ValueError: `TF_CONFIG` is missing or malformed, or a worker has
+            more than one device (textlstm runs one replica per worker).
+    """
+    index, count = cluster_from_environment()
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    if strategy.num_replicas_in_sync != count:
+        raise ValueError(f"strategy=multi_worker runs one replica per worker, but {count} workers make "
+                         f"{strategy.num_replicas_in_sync} replicas; give each worker process one device "
+                         f"(e.g. CUDA_VISIBLE_DEVICES).")
+    logger.info("multi-worker training: worker %d of %d", index, count)
+    return strategy, index, count
+
+
+def worker_rows(batch_size, index, count):
+    """(first, last + 1) of this worker's rows of a global batch; a ValueError when they cannot be equal."""
+    if batch_size % count:
+        raise ValueError(f"field `batch_size` must be a multiple of the {count} workers (each takes an equal "
+                         f"share of the streams), received {batch_size}.")
+    rows = batch_size // count
+    return index * rows, (index + 1) * rows
+
+
+def worker_shard(dataset, index, count):
+    """Each global batch of `(x, y, weights)` cut to this worker's rows (its streams)."""
+    batch_size = dataset.element_spec[0].shape[0]
+    if batch_size is None:
+        raise ValueError("`dataset` must have a fixed batch size (stream windows) to be split among workers, "
+                         "received batches of unknown size.")
+    first, end = worker_rows(batch_size, index, count)
+    return dataset.map(lambda x, y, w: (x[first:end], y[first:end], w[first:end]))
+
+
+def worker_run_dir(run_dir, index):
+    """The run directory of worker `index`: `run_dir` for the chief (0), `run_dir.worker-INDEX` beside it else."""
+    return run_dir if index == 0 else f"{run_dir.rstrip(os.sep)}.worker-{index}"
+
+
+def check_same_vocabulary(strategy, tokenizer):
+    """Raises a ValueError unless every worker's tokenizer has the same vocabulary (ids must mean the same)."""
+    fingerprint = zlib.crc32("\n".join(tokenizer.get_vocabulary()).encode("utf-8"))
+    per_replica = strategy.run(lambda: tf.constant([fingerprint], tf.float64))
+    fingerprints = strategy.gather(per_replica, axis=0).numpy().astype(int).tolist()  # once: no tf.function
+    if len(set(fingerprints)) != 1:
+        raise ValueError(f"the workers' tokenizers differ (vocabulary CRC-32 by worker: {fingerprints}): give every "
+                         f"worker the same train_file, max_train_lines and tokenizer fields.")
+
+
+class MultiWorkerTrainer:
+    """Trains a `LanguageModel` built and compiled inside `strategy.scope()`, one replica per worker.
+
+    Args:
+        model: the `LanguageModel` (stream mode: `compile(carry_state=True)`).
+        strategy, index, count: from `make_strategy`.
+    """
+
+    def __init__(self, model, strategy, index, count):
+        if model.optimizer is None:
+            raise ValueError("`model` must be compiled (inside strategy.scope()) before training.")
+        if isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer):
+            raise ValueError("strategy=multi_worker does not take mixed_float16's loss scaling; use "
+                             "precision=float32 or mixed_bfloat16.")
+        self.model = model
+        self.strategy = strategy
+        self.index = index
+        self.count = count
+        self._train_step = tf.function(self._distributed_step)
+        self._eval_step = tf.function(self._local_eval_step)
+        self._gather = tf.function(lambda value: strategy.gather(strategy.run(lambda: value), axis=0))  # a trace per count
+
+    def gather(self, *values):
+        """`values` (numbers) from every worker, as a numpy array `(workers, len(values))` in worker order:
+        a collective, which every worker must call."""
+        return self._gather(tf.constant([values], tf.float64)).numpy()
+
+    def _replica_step(self, x, y, weights):
+        model, context = self.model, tf.distribute.get_replica_context()
+        total_weight = context.all_reduce("SUM", tf.reduce_sum(weights))  # every worker's tokens
+        with tf.GradientTape() as tape:
+            _, token_losses, weights = model._step((x, y, weights), training=True)  # (rows, time) each
+            loss_sum = tf.reduce_sum(token_losses * weights)
+            loss = loss_sum / tf.maximum(total_weight, 1.0)  # this worker's share of the batch's mean loss
+        gradients = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)  # dense: summed over the workers
+                     for g, v in zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables)]
+        gradients = context.all_reduce("SUM", gradients)  # the whole batch's gradient
+        optimizer = model.optimizer
+        if optimizer.clipnorm:  # as the optimizer clips, but on the whole batch's gradient, not a worker's share
+            gradients = [tf.clip_by_norm(g, optimizer.clipnorm) for g in gradients]
+        if optimizer.global_clipnorm:
+            gradients, _ = tf.clip_by_global_norm(gradients, optimizer.global_clipnorm)
+        if optimizer.clipvalue:
+            gradients = [tf.clip_by_value(g, -optimizer.clipvalue, optimizer.clipvalue) for g in gradients]
+        # The optimizer sums the workers' gradients once more: each gives 1/W of the (identical) gradient, which
+        # its own clipping leaves alone (already below the limit), and the sum restores it.
+        optimizer.apply([g / self.count for g in gradients], model.trainable_variables)
+        return context.all_reduce("SUM", loss_sum), total_weight
+
+    def _distributed_step(self, x, y, weights):
+        loss_sum, total_weight = self.strategy.run(self._replica_step, args=(x, y, weights))
+        local = self.strategy.experimental_local_results
+        return local(loss_sum)[0], local(total_weight)[0]  # already summed over the workers
+
+    def _local_eval_step(self, x, y, weights):
+        _, token_losses, weights = self.model._step((x, y, weights), training=False)
+        return tf.reduce_sum(token_losses * weights), tf.reduce_sum(weights)
+
+    def evaluate(self, dataset):
+        """{"loss", "perplexity"} of `dataset`: the chief evaluates all of it and every worker gets its numbers, so
+        the callbacks that read them (schedules, early stopping, best weights) decide alike everywhere."""
+        loss_sum = weight_sum = 0.0
+        if self.index == 0:
+            self.model._prepare_carried("test", dataset)
+            self.model.reset_carried_state("test")
+            for x, y, weights in dataset:
+                batch_loss, batch_weight = self._eval_step(x, y, weights)
+                loss_sum, weight_sum = loss_sum + float(batch_loss), weight_sum + float(batch_weight)
+        loss_sum, weight_sum = self.gather(loss_sum, weight_sum)[0]  # the chief's
+        loss = loss_sum / max(weight_sum, 1.0)
+        return {"loss": loss, "perplexity": math.exp(loss)}
+
+    def restore(self, checkpoint, steps_per_epoch):
+        """`checkpoint.restore` at the newest step every worker checkpointed (a kill can cut one worker's last).
+
+        Raises:
+            RuntimeError: the workers' checkpoints have no step in common
+                (a worker's `backup/` lost, a worker added): nothing is deleted.
+        """
+        steps = [checkpoint_step(name) for name in checkpoint.checkpoints()]
+        agreed = int(self.gather(max(steps, default=0))[:, 0].min())
+        has_agreed = (agreed in steps) if agreed else not steps
+        if not self.gather(float(has_agreed))[:, 0].all():  # every worker sees the same answer
+            newest = self.gather(max(steps, default=0))[:, 0].astype(int).tolist()
+            raise RuntimeError(
+                f"the workers' checkpoints share no step (newest step by worker: {newest}; this worker, {self.index}, "
+                f"has {sorted(steps)}): was a worker's run directory lost, or the number of workers changed? Restore "
+                f"it, or train in a new run_dir; no checkpoint was deleted.")
+        if steps and agreed != max(steps):
+            logger.warning("worker %d: resuming from step %d, the newest every worker has (this one has %d)",
+                           self.index, agreed, max(steps))
+        with self.strategy.scope():  # the optimizer's slot variables (Adam's moments) are made mirrored
+            position = checkpoint.restore(self.model, steps_per_epoch, step=agreed)
+        restored = self.gather(position.global_step)[:, 0]
+        if len(set(restored.tolist())) != 1:
+            raise RuntimeError(f"the workers resumed from different steps ({restored.astype(int).tolist()}, by "
+                               f"worker): a checkpoint was unreadable on some and set aside; run the same command "
+                               f"again on every worker to resume from an older common step.")
+        return position
+
+    def fit(self, train_data, checkpoint, epochs, callbacks=(), validation_data=None, verbose=1, shuffle=False):
+        """`resumable_fit` for several workers: trains from `checkpoint.position` to `epochs` epochs.
+
+        `train_data` is a function returning a fresh dataset of global
+        batches (every worker builds all of them and keeps its rows);
+        `checkpoint` is this worker's `TrainingCheckpoint`, after `restore`.
+        `shuffle` must be False (streams keep their order).
+        """
+        if shuffle:
+            raise ValueError(f"`shuffle` must be False (the streams' order is what the carried state relies on), "
+                             f"received {shuffle!r}.")
+        model, steps = self.model, checkpoint.steps_per_epoch
+        position = checkpoint.position
+        data = worker_shard(train_data().repeat().skip(position.global_step), self.index, self.count)
+        model._prepare_carried("train", data)
+        callbacks = keras.callbacks.CallbackList(list(callbacks), add_history=True, add_progbar=verbose != 0,
+                                                 model=model, verbose=verbose, epochs=epochs, steps=steps)
+        checkpoint.set_model(model)
+        model.stop_training = False
+        batches = iter(data)
+        callbacks.on_train_begin()
+        logs = {}
+        for epoch in range(position.epoch, epochs):
+            model.reset_carried_state("train")  # before the checkpoint puts back a resumed epoch's state
+            callbacks.on_epoch_begin(epoch)
+            checkpoint.on_epoch_begin(epoch)
+            loss_sum = weight_sum = 0.0
+            for step in range(position.step_in_epoch if epoch == position.epoch else 0, steps):
+                callbacks.on_train_batch_begin(step)
+                batch_loss, batch_weight = self._train_step(*next(batches))
+                loss_sum, weight_sum = loss_sum + float(batch_loss), weight_sum + float(batch_weight)
+                loss = loss_sum / max(weight_sum, 1.0)
+                logs = {"loss": loss, "perplexity": math.exp(min(loss, 700.0))}
+                callbacks.on_train_batch_end(step, logs)
+                checkpoint.on_train_batch_end(step, logs)
+            if validation_data is not None:
+                logs.update({f"val_{name}": value for name, value in self.evaluate(validation_data).items()})
+            callbacks.on_epoch_end(epoch, logs)
+            # A time budget measures this worker's clock: stop when any worker's callbacks say so.
+            model.stop_training = bool(self.gather(float(model.stop_training)).max())
+            checkpoint.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+        callbacks.on_train_end(logs)
+
+
+def plain_copy(model, build):
+    """A copy of `model` outside any strategy (`build()` makes the same architecture), for evaluation and saving."""
+    copy = build()
+    copy.set_weights([np.asarray(w) for w in model.get_weights()])
+    return copy
