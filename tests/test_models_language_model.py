@@ -113,7 +113,8 @@ def test_sampled_softmax_training_lowers_full_loss():
     lm = LanguageModel(LSTMBackbone(50, embedding_dim=16, hidden_dim=16, num_layers=1))
     pattern = np.tile(np.arange(4, 14), 40)  # a deterministic cycle: perfectly predictable
     windows = stream_windows(pattern, batch_size=4, sequence_length=10)
-    lm.compile(keras.optimizers.Adam(0.02), carry_state=True, sampled_softmax=10)
+    # Adam's second moment sees each embedding row's summed gradient (merge_repeated_rows), as with a dense one.
+    lm.compile(keras.optimizers.Adam(0.05), carry_state=True, sampled_softmax=10)
     before = lm.evaluate(windows, return_dict=True, verbose=0)["perplexity"]
     lm.fit(windows, epochs=5, verbose=0)
     after = lm.evaluate(windows, return_dict=True, verbose=0)["perplexity"]
