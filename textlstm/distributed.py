@@ -17,13 +17,15 @@ one worker training on the whole batch:
 
 Every worker holds the same weights, optimizer state, seed states (so the
 sampled-softmax negatives are the same set for the whole batch, as on one
-worker) and logs, and evaluates the full validation data itself, so the
-callbacks (learning-rate schedule, early stopping, best weights) decide the
-same on each; whether to stop is agreed at each epoch end. Each worker
+worker) and logs. The chief evaluates the validation data and every worker
+takes its numbers, so the callbacks (learning-rate schedule, early stopping,
+best weights) decide the same on each; whether to stop, and whether to train
+at all on a resumed run, is the chief's decision or agreed. Each worker
 keeps its own run directory (the chief: `run_dir`; worker i: `run_dir.worker-i`)
 with its own checkpoints (`textlstm.checkpoints`), which hold its streams'
 carried state; a resumed run restarts every worker from the newest step
-that all of them checkpointed.
+that all of them checkpointed. An error on one worker where the others would
+wait for it (restoring) is raised on every worker.
 
 The cluster comes from `TF_CONFIG`, as for any `tf.distribute` job:
 
@@ -144,6 +146,14 @@ class MultiWorkerTrainer:
         self._eval_step = tf.function(self._local_eval_step)
         self._gather = tf.function(lambda value: strategy.gather(strategy.run(lambda: value), axis=0))  # a trace per count
 
+    def chief_says(self, flag):
+        """The chief's `flag`, on every worker (a collective)."""
+        return bool(self.gather(float(flag))[0, 0])
+
+    def any_says(self, flag):
+        """Whether any worker's `flag` is true, on every worker (a collective)."""
+        return bool(self.gather(float(flag))[:, 0].max())
+
     def gather(self, *values):
         """`values` (numbers) from every worker, as a numpy array `(workers, len(values))` in worker order:
         a collective, which every worker must call."""
@@ -202,10 +212,12 @@ class MultiWorkerTrainer:
                 (a worker's `backup/` lost, a worker added): nothing is deleted.
         """
         steps = [checkpoint_step(name) for name in checkpoint.checkpoints()]
-        agreed = int(self.gather(max(steps, default=0))[:, 0].min())
-        has_agreed = (agreed in steps) if agreed else not steps
+        newest = self.gather(max(steps, default=0))[:, 0].astype(int).tolist()
+        agreed = min(newest)
+        # A kill during the very first checkpoint leaves some workers one and others none: all start afresh.
+        first_save = min(checkpoint.every_steps or steps_per_epoch, steps_per_epoch)
+        has_agreed = (agreed in steps) if agreed else (not steps or max(newest) <= first_save)
         if not self.gather(float(has_agreed))[:, 0].all():  # every worker sees the same answer
-            newest = self.gather(max(steps, default=0))[:, 0].astype(int).tolist()
             raise RuntimeError(
                 f"the workers' checkpoints share no step (newest step by worker: {newest}; this worker, {self.index}, "
                 f"has {sorted(steps)}): was a worker's run directory lost, or the number of workers changed? Restore "
@@ -213,8 +225,18 @@ class MultiWorkerTrainer:
         if steps and agreed != max(steps):
             logger.warning("worker %d: resuming from step %d, the newest every worker has (this one has %d)",
                            self.index, agreed, max(steps))
-        with self.strategy.scope():  # the optimizer's slot variables (Adam's moments) are made mirrored
-            position = checkpoint.restore(self.model, steps_per_epoch, step=agreed)
+        position, error = None, None
+        try:
+            with self.strategy.scope():  # the optimizer's slot variables (Adam's moments) are made mirrored
+                position = checkpoint.restore(self.model, steps_per_epoch, step=agreed)
+        except (OSError, ValueError, RuntimeError) as caught:  # the others would wait for this worker forever
+            error = caught
+        failed = [index for index, ok in enumerate(self.gather(float(error is None))[:, 0]) if not ok]
+        if error is not None:
+            raise error
+        if failed:
+            raise RuntimeError(f"worker(s) {failed} could not restore their checkpoints (their logs say why); "
+                               f"this worker, {self.index}, stops with them.")
         restored = self.gather(position.global_step)[:, 0]
         if len(set(restored.tolist())) != 1:
             raise RuntimeError(f"the workers resumed from different steps ({restored.astype(int).tolist()}, by "
@@ -258,7 +280,10 @@ class MultiWorkerTrainer:
                 callbacks.on_train_batch_end(step, logs)
                 checkpoint.on_train_batch_end(step, logs)
             if validation_data is not None:
-                logs.update({f"val_{name}": value for name, value in self.evaluate(validation_data).items()})
+                callbacks.on_test_begin()  # the epoch timer's train_seconds end here
+                validation = {f"val_{name}": value for name, value in self.evaluate(validation_data).items()}
+                callbacks.on_test_end(validation)
+                logs.update(validation)
             callbacks.on_epoch_end(epoch, logs)
             # A time budget measures this worker's clock: stop when any worker's callbacks say so.
             model.stop_training = bool(self.gather(float(model.stop_training)).max())

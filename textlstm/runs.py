@@ -134,7 +134,8 @@ _HELD_LOCKS = {}  # real path of a run directory -> the descriptor holding its l
 
 
 def lock_run(path):
-    """Takes the exclusive lock of run directory `path` until `unlock_run` or the process ends (again: a no-op).
+    """Takes the exclusive lock of run directory `path` until `unlock_run` or the process ends; returns whether
+    this call took it (False: this process held it already, or no lock could be taken).
 
     The lock is an `flock` on `.<name>.lock` beside the directory, so it
     survives `overwrite=true` moving the directory aside; the kernel drops it
@@ -147,7 +148,7 @@ def lock_run(path):
     """
     real_path = os.path.realpath(path.rstrip(os.sep) or os.sep)
     if real_path in _HELD_LOCKS:
-        return
+        return False
     parent = os.path.dirname(real_path)
     lock_path = os.path.join(parent, f".{os.path.basename(real_path)}.lock")
     descriptor = None
@@ -158,8 +159,10 @@ def lock_run(path):
         os.ftruncate(descriptor, 0)
         os.write(descriptor, f"{os.getpid()}\n".encode("ascii"))
     except BlockingIOError:
-        holder = os.read(descriptor, 32).decode("ascii", "replace").strip() or "unknown"
-        os.close(descriptor)
+        try:
+            holder = os.read(descriptor, 32).decode("ascii", "replace").strip() or "unknown"
+        finally:
+            os.close(descriptor)
         raise RuntimeError(f"run_dir {path} is in use by another process (pid {holder}, lock {lock_path}); "
                            f"wait for it to finish, or choose another run_dir.") from None
     except OSError as error:
@@ -167,8 +170,9 @@ def lock_run(path):
             os.close(descriptor)
         logger.warning("run_dir %s: cannot lock %s (%s); nothing stops a second process from training it at the "
                        "same time", path, lock_path, error)
-        return
+        return False
     _HELD_LOCKS[real_path] = descriptor
+    return True
 
 
 def unlock_run(path):
@@ -221,8 +225,20 @@ class RunDirectory:
                 more training (unless `finished_ok`: the finished run is
                 returned as it is, e.g. a fold of a cross-validation).
         """
+        locked_now = lock_run(config.run_dir)
+        try:
+            run = cls._open(config, finished_ok)
+        except BaseException:  # refused: the directory is free again for whoever fixes the config
+            if locked_now:
+                unlock_run(config.run_dir)
+            raise
+        if run.finished and locked_now:  # a finished run returned as it is (`finished_ok`) writes nothing
+            unlock_run(config.run_dir)
+        return run
+
+    @classmethod
+    def _open(cls, config, finished_ok):
         path = config.run_dir
-        lock_run(path)
         saved_path = os.path.join(path, CONFIG_FILE)
         if not os.path.exists(saved_path):
             holds_run = os.path.exists(os.path.join(path, PROGRESS_FILE))

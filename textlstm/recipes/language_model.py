@@ -147,7 +147,8 @@ def train_language_model(config):
     boundaries = (stream_boundaries([config.train_file], config.batch_size, config.encoding)
                   if config.stream_from_file else None)  # reads (and checks) the whole file once
     check_sampled_softmax(config, train_lines)
-    # A worker's run finishes before the chief's (which evaluates and saves): if the chief did not, all train again.
+    # A worker's run finishes before the chief's (which evaluates and saves): a worker opens a finished run too, and
+    # restores with the others, which train only if the chief's run needs it (fit_unless_done).
     run = RunDirectory.open(config, finished_ok=worker > 0)
     keras.utils.set_random_seed(config.seed)
 

@@ -105,12 +105,17 @@ def fit_unless_done(model, run, train_data, valid_data, epochs, callbacks, verbo
     steps_per_epoch = count_batches(train_data())
     position = trainer.restore(checkpoint, steps_per_epoch) if trainer else checkpoint.restore(model, steps_per_epoch)
     resumed_stopped = position.stopped  # `position` moves on as training runs
-    if position.global_step == 0 and run.progress.get("epochs_done", 0):
+    missing = position.global_step == 0 and bool(run.progress.get("epochs_done", 0))
+    if trainer is not None:
+        missing = trainer.any_says(missing)  # every worker stops, none waits for the others
+    if missing:
         raise RuntimeError(
             f"run_dir {run.path} records {run.progress['epochs_done']} trained epochs but holds no training "
             f"checkpoint in {checkpoint.directory} (a run of an earlier textlstm, or a deleted backup/), so it "
             f"cannot continue; pass overwrite=true to train it again from the start.")
-    skipped = resumed_stopped and not run.continued_fields
+    skipped = not run.fit_needed or (resumed_stopped and not run.continued_fields)
+    if trainer is not None:
+        skipped = trainer.chief_says(skipped)  # the workers train together or not at all
     if skipped:
         # Early stopping or the time budget ended training, and the attempt was killed before recording it.
         logger.info("training had stopped early at the last checkpoint; finishing the steps after it")
