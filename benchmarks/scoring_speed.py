@@ -7,7 +7,11 @@ Scoring: `KerasScorer.score` on PTB validation lines (sorted into batches of
 textlstm scored before 2026-11-22: the masked backbone over the padded batch
 and Keras's sparse cross-entropy over every position (`padded_full_softmax`
 below). Both are traced once before timing; medians over `--repeats`.
-Generation: tokens/s of `generate` (greedy and top-p) for 32 empty prompts.
+Generation: tokens/s of `generate` (greedy, top-p, beam) for 32 empty prompts,
+the compiled sampling loop against the same loop run op by op
+(`tf.config.run_functions_eagerly`, what `generate` did before 2026-11-22;
+with a SentencePiece LM it would also run the tokenizer's functions
+eagerly), interleaved; the first call's time includes tracing.
 Prints a Markdown table with the CPU model.
 """
 
@@ -47,6 +51,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data", default="../shared/data/ptb/ptb.valid.txt")
+    parser.add_argument("--generation-prompts", type=int, default=32)
     args = parser.parse_args()
 
     scorer = KerasScorer.from_run_dir(args.lm_run, prepare="none")
@@ -71,14 +76,31 @@ def main():
             seconds[name].append(time.perf_counter() - start)
     rows = [{"path": name, "sentences/s (median)": f"{len(texts) / statistics.median(s):,.0f}",
              "spread": f"{len(texts) / max(s):,.0f}-{len(texts) / min(s):,.0f}"} for name, s in seconds.items()]
-    for sampler in ("greedy", "top_p"):
-        lm.generate([""] * 32, max_length=5, sampler=sampler, seed=1)  # warm-up
+    for sampler in ("greedy", "top_p", "beam"):
+        prompts = [""] * args.generation_prompts
+
+        def generate(length=40):
+            return lm.generate(prompts, max_length=length, sampler=sampler, seed=1)
+
         start = time.perf_counter()
-        outputs = lm.generate([""] * 32, max_length=40, sampler=sampler, seed=1)
-        elapsed = time.perf_counter() - start
-        tokens = sum(len(lm.preprocessor.tokenizer.tokenize(text)) for text in outputs)
-        rows.append({"path": f"generate, {sampler}, 32 prompts x <= 40 tokens",
-                     "sentences/s (median)": f"{tokens / elapsed:,.0f} tokens/s (one run)", "spread": ""})
+        generate(5)  # traces the compiled loop
+        tracing = time.perf_counter() - start
+        rates = {"compiled": [], "eager": []}
+        for _ in range(args.repeats):
+            for name in rates:
+                tf.config.run_functions_eagerly(name == "eager")
+                start = time.perf_counter()
+                outputs = generate()
+                elapsed = time.perf_counter() - start
+                # Each text's tokens, plus its </s> unless it was cut at the 40th token.
+                tokens = sum(min(len(lm.preprocessor.tokenizer.tokenize(text)) + 1, 40) for text in outputs)
+                rates[name].append(tokens / elapsed)
+        tf.config.run_functions_eagerly(False)
+        for name, rate in rates.items():
+            rows.append({"path": f"generate, {sampler}, {len(prompts)} prompts x <= 40 tokens, {name}"
+                                 + (f" (first call {tracing:.1f} s)" if name == "compiled" else ""),
+                         "sentences/s (median)": f"{statistics.median(rate):,.0f} tokens/s",
+                         "spread": f"{min(rate):,.0f}-{max(rate):,.0f}"})
     print(f"{time.strftime('%Y-%m-%d')}, {cpu_description()}, {len(texts)} sentences of {args.data}, batches of "
           f"{args.batch_size}, {args.repeats} repeats; max |log-prob difference| between the paths: {worst:.2e}")
     print(markdown_table(rows, ["path", "sentences/s (median)", "spread"]))

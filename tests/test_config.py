@@ -46,6 +46,11 @@ def test_unknown_key_names_key_and_valid_keys():
         ({"weight_decay_type": "l1"}, r"`weight_decay_type` must be one of \('decoupled', 'l2'\), received 'l1'"),
         ({"recurrent_initializer": "zeros"}, r"`recurrent_initializer` must be one of .*received 'zeros'"),
         ({"verbose": 3}, r"`verbose` must be one of \(0, 1, 2\), received 3"),
+        ({"weight_averaging": 1.0}, r"`weight_averaging` must be in \[0, 1\), received 1.0"),
+        ({"weight_averaging": 0.9, "precision": "mixed_float16"},
+         r"`weight_averaging` needs precision other than mixed_float16 .*received weight_averaging=0.9"),
+        ({"weight_averaging": 0.9, "strategy": "multi_worker"},
+         r"`strategy=multi_worker` needs .*weight_averaging=0, .*weight_averaging=0.9"),
     ],
 )
 def test_bad_values_name_field_and_value(values, message):

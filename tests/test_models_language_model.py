@@ -140,6 +140,30 @@ def test_generate_samplers(tiny_lm):
         tiny_lm.generate(["the"], temperature=0)
 
 
+def test_generation_is_compiled_once_and_matches_the_eager_loop(tiny_lm):
+    """`generate` runs the sampler as one traced graph, kept per sampler setting: the text equals the
+    sampler run op by op (tf.function run eagerly), and a seed repeats its text across calls of other seeds
+    and shapes without a retrace."""
+    from textlstm.models.language_model import _GENERATION_FUNCTIONS
+
+    prompts = ["the company said", "", "mr."]
+    calls = dict(max_length=6, sampler="top_p", p=0.95, seed=5, temperature=3.0)
+    compiled = tiny_lm.generate(prompts, **calls)
+    tf.config.run_functions_eagerly(True)
+    try:
+        eager = tiny_lm.generate(prompts, **calls)
+    finally:
+        tf.config.run_functions_eagerly(False)
+    assert compiled == eager
+    tiny_lm.generate(["the"] * 5, max_length=9, sampler="top_p", p=0.95, seed=6, temperature=3.0)  # other shapes
+    assert tiny_lm.generate(prompts, **calls) == compiled
+    assert tiny_lm.generate(prompts, **{**calls, "seed": 6}) != compiled
+    _, run = _GENERATION_FUNCTIONS[tiny_lm][("top_p", 0.95, 3.0)]
+    assert run.experimental_get_tracing_count() == 1
+    unseeded = [tiny_lm.generate(["the"], max_length=8, sampler="top_p", temperature=3.0)[0] for _ in range(4)]
+    assert len(set(unseeded)) > 1  # no seed: each call draws anew
+
+
 def test_beam_search_equals_a_reference_beam_search():
     """Three steps of beam search after prompts of different lengths equal a NumPy reference (keep the
     `num_beams` best sequences each step, return the best at the end), on a model whose next-token
@@ -232,6 +256,13 @@ def test_mixed_precision_backbone_trains_with_float32_softmax_and_loss_scaling(t
     restored = keras.saving.load_model(tmp_path / "mixed.keras", safe_mode=True)
     assert restored.backbone.dtype_policy.name == "mixed_float16"
     np.testing.assert_allclose(restored(np.ones((2, 3), "int32")), lm(np.ones((2, 3), "int32")), atol=1e-3)
+    # Generation carries float16 states through its compiled loop (float32 zeros there would not trace).
+    generating = LanguageModel(LSTMBackbone(word_tokenizer.vocabulary_size(), embedding_dim=8, hidden_dim=8,
+                                            num_layers=2, dtype="mixed_float16"),
+                               preprocessor=LanguageModelPreprocessor.for_mode(word_tokenizer, "stream"))
+    for sampler in ("top_k", "beam"):
+        texts = generating.generate(["the company", "mr."], max_length=3, sampler=sampler, seed=0)
+        assert texts[0].startswith("the company") and texts[1].startswith("mr.")
 
 
 def test_repeated_rows_of_a_sparse_gradient_are_merged_before_clipping():

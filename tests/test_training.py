@@ -126,3 +126,44 @@ def test_the_l2_penalty_differs_from_decoupled_decay_under_adam():
         results[kind] = float(variable.numpy()[0, 0])
     assert results["decoupled"] == pytest.approx(2.0 * (1 - 0.01 * 0.1), rel=1e-6)
     assert results["l2"] == pytest.approx(2.0 - 0.01, rel=1e-3)  # one Adam step of size lr on the penalty
+
+
+def test_weight_averaging_validates_the_average_of_the_epochs_steps():
+    """With `weight_averaging`, the weights validated at an epoch end are the moving average of the weights after
+    each of its steps (a twin without averaging gives those), mid-epoch weights are the steps' own, and the next
+    epoch trains on from the average."""
+    x, y = np.random.RandomState(0).rand(16, 4), np.random.RandomState(1).rand(16, 1)
+    seen = {}
+
+    class Record(keras.callbacks.Callback):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def on_train_batch_end(self, batch, logs=None):
+            seen.setdefault(self.name, []).append(self.model.get_weights()[0].copy())
+
+        def on_test_begin(self, logs=None):  # validation reads these
+            seen.setdefault(f"{self.name} validated", []).append(self.model.get_weights()[0].copy())
+
+    for name, averaging in (("plain", 0.0), ("averaged", 0.5)):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        model.compile(training.make_optimizer("sgd", 0.5, clipnorm=0, weight_averaging=averaging), "mse")
+        model.optimizer.build(model.trainable_variables)
+        training.average_weights_each_epoch(model.optimizer, steps_per_epoch=4)
+        model.fit(x, y, batch_size=4, epochs=2, shuffle=False, validation_data=(x, y), verbose=0,
+                  callbacks=[Record(name)])
+    steps = seen["plain"][:4]  # epoch 1's weights after each step, as trained without averaging
+    average = steps[0]  # Keras starts the average at the first step's weights
+    for weights in steps[1:]:
+        average = 0.5 * average + 0.5 * weights
+    np.testing.assert_allclose(seen["averaged validated"][0], average, rtol=1e-6)
+    np.testing.assert_allclose(seen["averaged"][:3], steps[:3], rtol=1e-6)  # mid-epoch: not averaged
+    assert not np.allclose(seen["averaged validated"][0], steps[3])
+    assert not np.allclose(seen["averaged"][4], seen["plain"][4])  # epoch 2 starts from the average
+    with pytest.raises(ValueError, match=r"`weight_averaging` must be in \[0, 1\), received 1.0"):
+        training.make_optimizer("sgd", 0.5, clipnorm=0, weight_averaging=1.0)
+    scaled = keras.optimizers.LossScaleOptimizer(training.make_optimizer("sgd", 0.5, clipnorm=0, weight_averaging=0.5))
+    with pytest.raises(ValueError, match="weight averaging cannot run under loss scaling"):
+        training.average_weights_each_epoch(scaled, steps_per_epoch=4)

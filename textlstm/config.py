@@ -128,6 +128,7 @@ class RunConfig:
     clipnorm: float = setting(0.25, NonNegative())  # Global-norm clipping (Pascanu et al. 2013); 0 = off.
     weight_decay: float = setting(0.0, NonNegative())  # 0 = off. Decoupled (Loshchilov & Hutter 2019) or an L2 penalty.
     weight_decay_type: str = setting("decoupled", Choice("decoupled", "l2"))  # "decoupled" = SGDW/AdamW; "l2" adds wd*w to the gradient.
+    weight_averaging: float = setting(0.0, Range(0, 1, high_open=True))  # Momentum of a moving average of the weights (Polyak & Juditsky 1992; AWD-LSTM averages too); 0 = off. It replaces the weights at each epoch end, before validation.
     epochs: int = setting(5, Positive(), continuable=True)
     early_stopping_patience: int = setting(3, NonNegative(), continuable=True)  # 0 = off.
     time_budget_minutes: float = setting(0.0, NonNegative(), continuable=True)  # Training time of the whole run, across continuations; 0 = none.
@@ -140,7 +141,13 @@ class RunConfig:
     verbose: int = setting(1, Choice(0, 1, 2), continuable=True)  # Keras progress: 1 = bar, 2 = a line per epoch, 0 = silent.
 
     def check(self, source):
-        """Checks between fields; each raises ValueError naming the fields."""
+        """Checks between fields; each raises ValueError naming the fields (a subclass calls this first)."""
+        if self.weight_averaging and self.precision == "mixed_float16":
+            # Loss scaling skips the optimizer's step on overflow, so its step count (which times the
+            # averaging) would fall behind the epoch's batches.
+            raise ValueError(f"{source}: field `weight_averaging` needs precision other than mixed_float16 "
+                             f"(loss scaling skips steps), received weight_averaging={self.weight_averaging}, "
+                             f"precision='mixed_float16'.")
 
 
 @dataclass
@@ -182,6 +189,7 @@ class LanguageModelConfig(RunConfig):
     sample_length: int = setting(20, Positive(), continuable=True)
 
     def check(self, source):
+        super().check(source)
         splits = [part.strip() for part in self.tfds_splits.split(",")]
         if len(splits) != 3 or not all(splits):
             raise ValueError(f"{source}: field `tfds_splits` must name three comma-separated splits "
@@ -203,11 +211,11 @@ class LanguageModelConfig(RunConfig):
             raise ValueError(f"{source}: field `tie_weights=true` needs embedding_dim == hidden_dim, received "
                              f"embedding_dim={self.embedding_dim}, hidden_dim={self.hidden_dim}.")
         if self.strategy == "multi_worker" and (self.mode != "stream" or self.precision == "mixed_float16"
-                                                or self.jit_compile == "true"):
+                                                or self.jit_compile == "true" or self.weight_averaging):
             raise ValueError(f"{source}: field `strategy=multi_worker` needs mode=stream (workers split the "
-                             f"streams), precision other than mixed_float16 and jit_compile other than true, "
-                             f"received mode={self.mode!r}, precision={self.precision!r}, "
-                             f"jit_compile={self.jit_compile!r}.")
+                             f"streams), precision other than mixed_float16, jit_compile other than true and "
+                             f"weight_averaging=0, received mode={self.mode!r}, precision={self.precision!r}, "
+                             f"jit_compile={self.jit_compile!r}, weight_averaging={self.weight_averaging}.")
 
 
 @dataclass
@@ -246,6 +254,7 @@ class SentimentConfig(RunConfig):
     run_dir: str = setting("runs/sst2_bilstm", continuable=True)
 
     def check(self, source):
+        super().check(source)
         if self.dataset == "mr" and not self.cross_validation_folds:
             raise ValueError(f"{source}: field `cross_validation_folds` must be at least 2 for dataset='mr' "
                              f"(it has no test split; the literature uses 10), received 0.")

@@ -125,8 +125,8 @@ def _with_l2_penalty(optimizer_class):
     return WithL2Penalty
 
 
-def make_optimizer(name, learning_rate, clipnorm, weight_decay=0.0, weight_decay_type="decoupled"):
-    """Adam or SGD with global-norm gradient clipping (Pascanu et al. 2013) and optional weight decay.
+def make_optimizer(name, learning_rate, clipnorm, weight_decay=0.0, weight_decay_type="decoupled", weight_averaging=0.0):
+    """Adam or SGD with global-norm gradient clipping (Pascanu et al. 2013), optional weight decay and averaging.
 
     Args:
         name: "adam" or "sgd".
@@ -137,6 +137,11 @@ def make_optimizer(name, learning_rate, clipnorm, weight_decay=0.0, weight_decay
             2019: w -= lr * wd * w beside the update, Keras's `weight_decay`)
             or "l2" (an L2 penalty: wd * w added to the gradient). Biases
             are never decayed.
+        weight_averaging: float in [0, 1), the momentum of an exponential
+            moving average of the weights that the optimizer keeps (Keras's
+            `use_ema`; Polyak & Juditsky 1992); 0 = off. A recipe has the
+            average replace the weights at each epoch end
+            (`average_weights_each_epoch`).
 
     Example:
     >>> make_optimizer("adam", 1e-3, 1.0, weight_decay=0.01).weight_decay
@@ -147,7 +152,11 @@ def make_optimizer(name, learning_rate, clipnorm, weight_decay=0.0, weight_decay
         raise ValueError(f"`optimizer` must be 'adam' or 'sgd', received {name!r}.")
     if weight_decay_type not in ("decoupled", "l2"):
         raise ValueError(f"`weight_decay_type` must be 'decoupled' or 'l2', received {weight_decay_type!r}.")
+    if not 0 <= weight_averaging < 1:
+        raise ValueError(f"`weight_averaging` must be in [0, 1), received {weight_averaging!r}.")
     kwargs = dict(learning_rate=learning_rate)
+    if weight_averaging:
+        kwargs.update(use_ema=True, ema_momentum=weight_averaging)
     if clipnorm:
         kwargs["global_clipnorm"] = clipnorm
     if weight_decay and weight_decay_type == "l2":
@@ -156,6 +165,29 @@ def make_optimizer(name, learning_rate, clipnorm, weight_decay=0.0, weight_decay
     if weight_decay:
         optimizer.exclude_from_weight_decay(var_names=["bias"])
     return optimizer
+
+
+def average_weights_each_epoch(optimizer, steps_per_epoch):
+    """Has an optimizer made with `weight_averaging` write its average into the weights at each epoch's last step.
+
+    So validation, the best-weights and training checkpoints, and the saved
+    model all hold the average, and the next epoch trains on from it. The
+    step count is the optimizer's own (part of a checkpoint), so a resumed
+    run averages at the same steps. Optimizers without averaging, and each
+    group's optimizer of a `MultiOptimizer` (ULMFiT's discriminative rates),
+    are handled alike; loss scaling, which skips steps, is refused.
+    """
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        if optimizer.inner_optimizer.use_ema:  # a skipped (overflowing) step would shift the epoch ends
+            raise ValueError("`optimizer`: weight averaging cannot run under loss scaling (mixed_float16), "
+                             "which skips steps; use float32 or mixed_bfloat16.")
+        return
+    if not optimizer.built:
+        raise ValueError("`optimizer` must be built (a MultiOptimizer finds its groups' optimizers then); "
+                         "call it after the checkpoint's restore, which builds it.")
+    for each in optimizer.optimizers if isinstance(optimizer, keras.optimizers.MultiOptimizer) else [optimizer]:
+        if each.use_ema:
+            each.ema_overwrite_frequency = steps_per_epoch
 
 
 @keras.saving.register_keras_serializable(package="textlstm")

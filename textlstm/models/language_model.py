@@ -2,6 +2,7 @@
 
 import logging
 import math
+import weakref
 
 import keras
 import keras_hub
@@ -99,6 +100,7 @@ def log_uniform_candidates(true_classes, num_sampled, range_max, seed):
 
 
 SCORING_ROWS = 512  # `token_log_probs` rounds its token count up to a multiple of this
+_GENERATION_FUNCTIONS = weakref.WeakKeyDictionary()  # LanguageModel -> {sampler settings: (sampler, compiled loop)}
 
 
 def merge_repeated_rows(gradient):
@@ -491,16 +493,18 @@ class LanguageModel(Task):
         }
         if sampler not in samplers:
             raise ValueError(f"`sampler` must be one of {sorted(samplers)}, received {sampler!r}.")
+        settings = {"greedy": (), "top_k": (k, temperature), "top_p": (p, temperature), "beam": (num_beams, temperature)}
+        run = self._generation_function((sampler, *settings[sampler]), samplers[sampler], seed)
         prompt_ids = self.preprocessor.prompt(tf.constant(list(prompts)))  # ragged (batch, None): start token first
         lengths = prompt_ids.row_lengths().numpy()
         total = int(lengths.max()) + max_length
         padded = prompt_ids.to_tensor(PAD_ID, shape=[len(prompts), total])  # (batch, total)
         mask = tf.sequence_mask(lengths, total)  # True on prompt tokens, kept as they are
         if sampler == "beam":  # a beam's score adds up every step it takes: each prompt alone, its steps only
-            output = [self._generate(padded[i : i + 1, : length + max_length], mask[i : i + 1, : length + max_length],
-                                     samplers[sampler](), int(length)).numpy()[0] for i, length in enumerate(lengths)]
+            output = [run(padded[i : i + 1, : length + max_length], mask[i : i + 1, : length + max_length],
+                          tf.constant(length, "int32")).numpy()[0] for i, length in enumerate(lengths)]
         else:
-            output = self._generate(padded, mask, samplers[sampler](), int(lengths.min())).numpy()
+            output = run(padded, mask, tf.constant(lengths.min(), "int32")).numpy()
         texts = []
         for ids, length in zip(output, lengths):
             new = ids[length : length + max_length].tolist()
@@ -509,6 +513,33 @@ class LanguageModel(Task):
         ids = tf.ragged.constant(texts, dtype="int32", ragged_rank=1)  # (batch, None)
         return [t.decode("utf-8") for t in self.tokenizer.detokenize(ids).numpy()]
 
+    def _generation_function(self, settings, make_sampler, seed):
+        """The compiled sampling loop for one sampler's `settings`, traced once and kept.
+
+        One `tf.function` runs the whole loop as a graph (a `tf.while_loop`),
+        where eager generation paid Python's dispatch on every op of every
+        step. It is kept in `_GENERATION_FUNCTIONS`, beside the model rather
+        than on it, so what Keras tracks and saves of the model (weights,
+        exports) is what it was before any generation. Each call starts the
+        sampler's random state where a fresh `keras.random.SeedGenerator(seed)`
+        starts: a seed gives the same text on every call, no seed a random state.
+        """
+        functions = _GENERATION_FUNCTIONS.setdefault(self, {})
+        if settings not in functions:
+            sampler = make_sampler()
+            model = weakref.ref(self)  # the cache must not keep the model alive
+
+            @tf.function(input_signature=(tf.TensorSpec([None, None], "int32"), tf.TensorSpec([None, None], "bool"),
+                                          tf.TensorSpec([], "int32")))
+            def run(prompt, mask, start):
+                return model()._generate(prompt, mask, sampler, start)
+
+            functions[settings] = (sampler, run)
+        sampler, run = functions[settings]
+        for state in sampler.variables:  # top_k's and top_p's one generator; greedy and beam have none
+            state.assign(keras.random.SeedGenerator(seed).state)  # seed=None: a random one, as a fresh sampler has
+        return run
+
     def _generate(self, prompt, mask, sampler, start):
         """Runs `sampler` over `prompt (batch, total)` from position `start` (at most the shortest prompt's
         length); the tokens before it are read once, in one call, to fill the state the sampler starts from."""
@@ -516,10 +547,16 @@ class LanguageModel(Task):
         per = self.backbone.states_per_layer
         never_sampled = tf.one_hot([PAD_ID, BOS_ID], self.backbone.vocabulary_size, on_value=-1e9)
         never_sampled = tf.reduce_sum(never_sampled, axis=0)  # (vocabulary,)
-        states = self.backbone.initial_state(batch_size)
-        if start > 1:
+        # The loop carries the states in the backbone's compute dtype, which is what its LSTMs return.
+        zeros = tuple(ops.cast(s, self.backbone.compute_dtype) for layer in self.backbone.initial_state(batch_size)
+                      for s in layer)
+
+        def read_prompt():  # tokens 0 .. start-2 in one call; token start-1 is the sampler's first input
+            states = [list(zeros[i : i + per]) for i in range(0, len(zeros), per)]
             _, states = self(prompt[:, : start - 1], initial_state=states, return_state=True, training=False)
-        initial = tuple(s for layer in states for s in layer)
+            return tuple(s for layer in states for s in layer)
+
+        initial = tf.cond(start > 1, read_prompt, lambda: zeros)
 
         def next_token(prompt, cache, index):  # one step: token index-1 -> logits for index
             tokens = prompt[:, index - 1 : index]  # (batch, 1)

@@ -150,7 +150,8 @@ def train_agreement(config):
 
     valid_data = item_batches(preprocessor, valid, config.batch_size)
     classifier.compile(training.make_optimizer(config.optimizer, config.learning_rate, config.clipnorm,
-                                               config.weight_decay, config.weight_decay_type))
+                                               config.weight_decay, config.weight_decay_type,
+                                               config.weight_averaging))
     cudnn = check_cudnn(classifier, valid_data)
     fit_seconds, history = fit_classifier(classifier, run, config, train_data, valid_data,
                                           title=f"number prediction classifier, {run.path}")

@@ -93,7 +93,7 @@ def compile_language_model(model, config, jit_compile):
     """`model.compile` with the optimizer, carried state and softmax `config` asks for; returns `model`."""
     model.compile(
         optimizer=training.make_optimizer(config.optimizer, config.learning_rate, config.clipnorm,
-                                          config.weight_decay, config.weight_decay_type),
+                                          config.weight_decay, config.weight_decay_type, config.weight_averaging),
         carry_state=config.mode == "stream", sampled_softmax=config.sampled_softmax, jit_compile=jit_compile)
     return model
 

@@ -104,6 +104,7 @@ def fit_unless_done(model, run, train_data, valid_data, epochs, callbacks, verbo
     start = time.monotonic()
     steps_per_epoch = count_batches(train_data())
     position = trainer.restore(checkpoint, steps_per_epoch) if trainer else checkpoint.restore(model, steps_per_epoch)
+    training.average_weights_each_epoch(model.optimizer, steps_per_epoch)  # with `weight_averaging` only
     resumed_stopped = position.stopped  # `position` moves on as training runs
     missing = position.global_step == 0 and bool(run.progress.get("epochs_done", 0))
     if trainer is not None:

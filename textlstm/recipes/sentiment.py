@@ -108,14 +108,15 @@ def make_optimizer(config, classifier, steps_per_epoch):
 
     if config.discriminative_lr_factor == 1.0 and not config.gradual_unfreezing:
         return training.make_optimizer(config.optimizer, base(1.0), config.clipnorm, config.weight_decay,
-                                       config.weight_decay_type)
+                                       config.weight_decay_type, config.weight_averaging)
     groups = classifier_layer_groups(classifier)
     optimizers = []
     for depth, _ in enumerate(reversed(groups)):  # depth 0 = the head
         start_step = depth * steps_per_epoch if config.gradual_unfreezing else 0
         schedule = training.GroupSchedule(base(1.0 / config.discriminative_lr_factor ** depth), start_step)
         optimizers.append(training.make_optimizer(config.optimizer, schedule, config.clipnorm,
-                                                  config.weight_decay, config.weight_decay_type))
+                                                  config.weight_decay, config.weight_decay_type,
+                                                  config.weight_averaging))
     optimizers.reverse()  # bottom to top, as the groups
     group_of = {variable.path: index for index, group in enumerate(groups) for variable in group}
     return keras.optimizers.MultiOptimizer(lambda variable: optimizers[group_of[variable.path]])
