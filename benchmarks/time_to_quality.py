@@ -167,23 +167,33 @@ def textlstm_run(target, max_epochs, extra_args, run_dir):
     start = time.perf_counter()
     with open(f"{run_dir}.log", "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        curve = []
-        while True:
-            running = process.poll() is None
-            for row in read_epochs(history)[len(curve):]:
-                curve.append((int(row["epoch"]) + 1, time.perf_counter() - start, float(row["val_perplexity"])))
-                print(f"textlstm epoch {curve[-1][0]}: {curve[-1][1]:.0f} s, validation perplexity "
-                      f"{curve[-1][2]:.2f}", flush=True)
-            if curve and curve[-1][2] <= target:
-                process.terminate()
+        try:
+            curve = follow(process, history, start, target)
+        finally:  # interrupted or failed here: the run must not go on using the cores
+            if process.poll() is None:
+                process.kill()
                 process.wait()
-                return curve
-            if not running:  # the rows it wrote before exiting are read above
-                break
-            time.sleep(0.2)
-    if process.returncode:
+    if process.returncode and not (curve and curve[-1][2] <= target):
         raise RuntimeError(f"textlstm exited with status {process.returncode}; see {run_dir}.log")
     return curve
+
+
+def follow(process, history, start, target):
+    """The run's epochs as they appear, until one reaches `target` (the run is then stopped) or it exits."""
+    curve = []
+    while True:
+        running = process.poll() is None
+        for row in read_epochs(history)[len(curve):]:
+            curve.append((int(row["epoch"]) + 1, time.perf_counter() - start, float(row["val_perplexity"])))
+            print(f"textlstm epoch {curve[-1][0]}: {curve[-1][1]:.0f} s, validation perplexity "
+                  f"{curve[-1][2]:.2f}", flush=True)
+        if curve and curve[-1][2] <= target:
+            process.terminate()
+            process.wait()
+            return curve
+        if not running:  # the rows it wrote before exiting are read above
+            return curve
+        time.sleep(0.2)
 
 
 def first_at(curve, target):

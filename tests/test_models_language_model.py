@@ -149,6 +149,7 @@ def test_generation_is_compiled_once_and_matches_the_eager_loop(tiny_lm):
     prompts = ["the company said", "", "mr."]
     calls = dict(max_length=6, sampler="top_p", p=0.95, seed=5, temperature=3.0)
     compiled = tiny_lm.generate(prompts, **calls)
+    _, first = _GENERATION_FUNCTIONS[tiny_lm][("top_p", 0.95, 3.0)]
     tf.config.run_functions_eagerly(True)
     try:
         eager = tiny_lm.generate(prompts, **calls)
@@ -159,9 +160,27 @@ def test_generation_is_compiled_once_and_matches_the_eager_loop(tiny_lm):
     assert tiny_lm.generate(prompts, **calls) == compiled
     assert tiny_lm.generate(prompts, **{**calls, "seed": 6}) != compiled
     _, run = _GENERATION_FUNCTIONS[tiny_lm][("top_p", 0.95, 3.0)]
-    assert run.experimental_get_tracing_count() == 1
+    assert run is first and run.experimental_get_tracing_count() == 1  # kept, and traced once for all shapes
     unseeded = [tiny_lm.generate(["the"], max_length=8, sampler="top_p", temperature=3.0)[0] for _ in range(4)]
     assert len(set(unseeded)) > 1  # no seed: each call draws anew
+
+
+def test_kept_generation_functions_neither_keep_the_model_alive_nor_grow_without_bound(word_tokenizer):
+    import gc
+    import weakref
+
+    from textlstm.models.language_model import _GENERATION_FUNCTIONS, GENERATION_FUNCTIONS_KEPT
+
+    lm = LanguageModel(LSTMBackbone(word_tokenizer.vocabulary_size(), embedding_dim=8, hidden_dim=8, num_layers=1),
+                       preprocessor=LanguageModelPreprocessor.for_mode(word_tokenizer, "stream"))
+    for k in range(1, GENERATION_FUNCTIONS_KEPT + 3):
+        lm.generate(["the"], max_length=1, sampler="top_k", k=k, seed=0)
+    assert len(_GENERATION_FUNCTIONS[lm]) == GENERATION_FUNCTIONS_KEPT
+    assert ("top_k", 1, 1.0) not in _GENERATION_FUNCTIONS[lm]  # the oldest went first
+    model = weakref.ref(lm)
+    del lm
+    gc.collect()
+    assert model() is None
 
 
 def test_beam_search_equals_a_reference_beam_search():

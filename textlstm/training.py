@@ -177,15 +177,18 @@ def average_weights_each_epoch(optimizer, steps_per_epoch):
     group's optimizer of a `MultiOptimizer` (ULMFiT's discriminative rates),
     are handled alike; loss scaling, which skips steps, is refused.
     """
+    def groups(optimizer):  # a MultiOptimizer's optimizers (one per layer group), or the optimizer itself
+        return optimizer.optimizers if isinstance(optimizer, keras.optimizers.MultiOptimizer) else [optimizer]
+
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        if optimizer.inner_optimizer.use_ema:  # a skipped (overflowing) step would shift the epoch ends
+        if any(each.use_ema for each in groups(optimizer.inner_optimizer)):  # a skipped step would shift epoch ends
             raise ValueError("`optimizer`: weight averaging cannot run under loss scaling (mixed_float16), "
                              "which skips steps; use float32 or mixed_bfloat16.")
         return
     if not optimizer.built:
         raise ValueError("`optimizer` must be built (a MultiOptimizer finds its groups' optimizers then); "
                          "call it after the checkpoint's restore, which builds it.")
-    for each in optimizer.optimizers if isinstance(optimizer, keras.optimizers.MultiOptimizer) else [optimizer]:
+    for each in groups(optimizer):
         if each.use_ema:
             each.ema_overwrite_frequency = steps_per_epoch
 

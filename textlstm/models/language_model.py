@@ -101,6 +101,7 @@ def log_uniform_candidates(true_classes, num_sampled, range_max, seed):
 
 SCORING_ROWS = 512  # `token_log_probs` rounds its token count up to a multiple of this
 _GENERATION_FUNCTIONS = weakref.WeakKeyDictionary()  # LanguageModel -> {sampler settings: (sampler, compiled loop)}
+GENERATION_FUNCTIONS_KEPT = 8  # compiled sampling loops kept per model (each took 1-4 s to trace, BENCHMARKS.md)
 
 
 def merge_repeated_rows(gradient):
@@ -526,6 +527,8 @@ class LanguageModel(Task):
         """
         functions = _GENERATION_FUNCTIONS.setdefault(self, {})
         if settings not in functions:
+            if len(functions) == GENERATION_FUNCTIONS_KEPT:  # a sweep of settings keeps only the latest graphs
+                functions.pop(next(iter(functions)))
             sampler = make_sampler()
             model = weakref.ref(self)  # the cache must not keep the model alive
 
@@ -551,19 +554,23 @@ class LanguageModel(Task):
         zeros = tuple(ops.cast(s, self.backbone.compute_dtype) for layer in self.backbone.initial_state(batch_size)
                       for s in layer)
 
+        # Every token the backbone reads here is a real one (prompts are read up to the shortest one's length,
+        # then tokens are sampled, never <pad>), so it runs unmasked: one step then takes the hoisted kernel.
         def read_prompt():  # tokens 0 .. start-2 in one call; token start-1 is the sampler's first input
             states = [list(zeros[i : i + per]) for i in range(0, len(zeros), per)]
-            _, states = self(prompt[:, : start - 1], initial_state=states, return_state=True, training=False)
+            _, states = self.backbone(prompt[:, : start - 1], initial_state=states, return_state=True,
+                                      training=False, padded=False)
             return tuple(s for layer in states for s in layer)
 
         initial = tf.cond(start > 1, read_prompt, lambda: zeros)
 
         def next_token(prompt, cache, index):  # one step: token index-1 -> logits for index
-            tokens = prompt[:, index - 1 : index]  # (batch, 1)
+            tokens = prompt[:, index - 1][:, None]  # (batch, 1), a static 1
             states = [list(cache[i : i + per]) for i in range(0, len(cache), per)]
-            logits, states = self(tokens, initial_state=states, return_state=True, training=False)
-            logits = logits[:, 0, :] + never_sampled  # (batch, vocabulary); <pad> and <s> never come next
-            return logits, None, tuple(s for layer in states for s in layer)
+            hidden, states = self.backbone(tokens, initial_state=states, return_state=True, training=False,
+                                           padded=False)  # (batch, 1, hidden)
+            logits = self.project(ops.cast(hidden[:, 0, :], self.compute_dtype))  # (batch, vocabulary), float32
+            return logits + never_sampled, None, tuple(s for layer in states for s in layer)  # no <pad>, <s> next
 
         return sampler(next_token, prompt, cache=initial, index=start, mask=mask, stop_token_ids=[EOS_ID])
 
