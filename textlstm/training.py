@@ -170,10 +170,11 @@ def make_optimizer(name, learning_rate, clipnorm, weight_decay=0.0, weight_decay
 def average_weights_each_epoch(optimizer, steps_per_epoch):
     """Has an optimizer made with `weight_averaging` write its average into the weights at each epoch's last step.
 
-    So validation, the best-weights and training checkpoints, and the saved
-    model all hold the average, and the next epoch trains on from it. The
-    step count is the optimizer's own (part of a checkpoint), so a resumed
-    run averages at the same steps. Optimizers without averaging, and each
+    So validation, the best weights, the epoch-end training checkpoints and
+    the saved model all hold the average, and the next epoch trains on from
+    it (a mid-epoch checkpoint holds the step's weights, and the average as
+    optimizer state). The step count is the optimizer's own, restored with a
+    checkpoint, so a continued or resumed run averages at the same steps. Optimizers without averaging, and each
     group's optimizer of a `MultiOptimizer` (ULMFiT's discriminative rates),
     are handled alike; loss scaling, which skips steps, is refused.
     """
