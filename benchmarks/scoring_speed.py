@@ -9,9 +9,10 @@ and Keras's sparse cross-entropy over every position (`padded_full_softmax`
 below). Both are traced once before timing; medians over `--repeats`.
 Generation: tokens/s of `generate` (greedy, top-p, beam) for 32 empty prompts,
 the compiled sampling loop against the same loop run op by op
-(`tf.config.run_functions_eagerly`, what `generate` did before 2026-11-22;
-with a SentencePiece LM it would also run the tokenizer's functions
-eagerly), interleaved; the first call's time includes tracing.
+(`tf.config.run_functions_eagerly`; with a SentencePiece LM it would also
+run the tokenizer's functions eagerly), interleaved; the first call's time
+includes tracing. Before 2026-11-22 `generate` ran eagerly with a masked
+backbone, slower than this eager row.
 Prints a Markdown table with the CPU model.
 """
 

@@ -26,9 +26,10 @@ epoch ends in both (the whole PTB validation set; torch in 10 columns as
 main.py evaluates, textlstm in 20 streams, its `eval_batch_size`), so both
 are measured at the same granularity. textlstm runs without its config's
 time budget.
-A 2048^3 float32 GEMM is timed before and after each side, as a check
-that the machine's speed did not change between them (this VM's speed
-moves by up to ~1.7x between hours). Prints a Markdown table with the CPU
+A 2048^3 float32 GEMM (TF and torch, `training_speed.gemm_rates`) is
+timed before and after each side, as a check that the machine's speed did
+not change between them (this VM's speed moves by up to ~1.7x between
+hours). Prints a Markdown table with the CPU
 model; results go in BENCHMARKS.md.
 """
 
@@ -45,22 +46,9 @@ import time
 
 from textlstm.reports import markdown_table
 from textlstm.training import cpu_description
+from training_speed import gemm_rates  # benchmarks/training_speed.py, beside this script
 
 PTB = "../shared/data/ptb"
-
-
-def gemm_rate(size=2048, repetitions=5):
-    """Best float32 GFLOP/s of a size x size matmul in torch (the same BLAS-class work both sides run)."""
-    import torch
-
-    a = torch.randn(size, size)
-    torch.matmul(a, a)
-    best = math.inf
-    for _ in range(repetitions):
-        start = time.perf_counter()
-        torch.matmul(a, a)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
 
 
 def torch_reference(target, max_epochs, seed=1111):
@@ -211,12 +199,12 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.output, exist_ok=True)
 
-    rates = {"before torch": gemm_rate()}
+    rates = {"before torch": gemm_rates()}
     torch_curve = torch_reference(args.target, args.max_epochs)
-    rates["after torch"] = gemm_rate()
+    rates["after torch"] = gemm_rates()
     textlstm_curve = textlstm_run(args.target, args.max_epochs, shlex.split(args.textlstm_args),
                                   os.path.join(args.output, "textlstm_run"))
-    rates["after textlstm"] = gemm_rate()
+    rates["after textlstm"] = gemm_rates()
 
     rows = [{"run": name, "epoch": epoch, "seconds since start": f"{seconds:,.0f}",
              "validation perplexity": f"{perplexity:.2f}"}
@@ -228,7 +216,8 @@ def main():
                f"{args.target}: torch {torch_seconds and round(torch_seconds)} s, textlstm "
                f"{textlstm_seconds and round(textlstm_seconds)} s (textlstm / torch = {ratio}); "
                f"textlstm args: {args.textlstm_args!r}; 2048^3 GEMM GFLOP/s: "
-               + ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items()))
+               + ", ".join(f"{when}: " + " / ".join(f"{library} {rate:.0f}" for library, rate in measured.items())
+                           for when, measured in rates.items()))
     print(summary)
     print(markdown_table(rows, ["run", "epoch", "seconds since start", "validation perplexity"]))
     with open(os.path.join(args.output, "result.json"), "w") as out:
