@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from textlstm.data import stream_windows
 from textlstm.models import LanguageModel, LSTMBackbone
-from textlstm.models.language_model import log_uniform_candidates, merge_repeated_rows
+from textlstm.models.language_model import log_uniform_candidates, merge_repeated_rows, softmax_cross_entropy
 from textlstm.preprocessors import LanguageModelPreprocessor
 from textlstm.probes import KerasScorer
 from textlstm.tokenizers import BOS_ID, EOS_ID, PAD_ID, WordTokenizer
@@ -296,3 +296,27 @@ def test_repeated_rows_of_a_sparse_gradient_are_merged_before_clipping():
     assert float(tf.norm(sparse.values)) != pytest.approx(float(tf.norm(dense)))  # sqrt(18 + 5): what Keras would clip by
     plain = tf.ones((2, 2))
     assert merge_repeated_rows(plain) is plain
+
+
+@pytest.mark.parametrize("mode", ["eager", "tf.function", "XLA"])
+def test_softmax_cross_entropy_has_the_fused_ops_loss_and_gradient(mode):
+    """Training's full-softmax loss: the values and gradient of TF's fused op, for weighted tokens, eagerly and
+    traced as training runs it (with and without XLA)."""
+    logits = tf.constant(np.random.default_rng(0).normal(size=(3, 5, 11)) * 4, tf.float32)  # (batch, time, vocab)
+    targets = tf.constant(np.random.default_rng(1).integers(0, 11, size=(3, 5)), tf.int32)
+    weights = tf.constant(np.random.default_rng(2).uniform(size=(3, 5)), tf.float32)
+
+    def values_and_gradient(loss):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            values = loss(logits, targets)  # (batch, time)
+            total = tf.reduce_sum(values * weights)
+        return values, tape.gradient(total, logits)
+
+    fused = lambda x, y: tf.nn.sparse_softmax_cross_entropy_with_logits(y, x)  # noqa: E731
+    ours = {"eager": values_and_gradient, "tf.function": tf.function(values_and_gradient),
+            "XLA": tf.function(values_and_gradient, jit_compile=True)}[mode](softmax_cross_entropy)
+    expected = values_and_gradient(fused)
+    np.testing.assert_allclose(ours[0], expected[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours[1], expected[1], rtol=1e-5, atol=1e-6)
+    assert np.abs(ours[1]).max() > 0.1  # a gradient that is not all zeros

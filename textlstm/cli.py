@@ -453,6 +453,8 @@ def main(argv=None):
     returns 2; any other error keeps its traceback."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # tf.distribute logs each collective at INFO
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
     try:
         args.func(args)
     except (ValueError, OSError, FloatingPointError, RuntimeError) as error:

@@ -182,7 +182,7 @@ class LanguageModelConfig(RunConfig):
     lr_decay_start_epoch: int = setting(4, Positive())  # 1-based; we have fewer epochs than Zaremba's 13, so decay sooner.
     lr_decay_patience: int = setting(0, NonNegative())  # "plateau" only: epochs without improvement before decaying.
     jit_compile: str = setting("auto", Choice("auto", "true", "false"))  # "auto": timed on this machine before training (training.choose_jit_compile).
-    strategy: str = setting("none", Choice("none", "multi_worker"), continuable=True)  # "multi_worker": the workers TF_CONFIG names train together, one device each (textlstm.distributed).
+    strategy: str = setting("none", Choice("none", "multi_worker", "mirrored"), continuable=True)  # "multi_worker": the workers TF_CONFIG names, one device each; "mirrored": this process's GPUs (textlstm.distributed).
 
     run_dir: str = setting("runs/ptb_small", continuable=True)
     num_samples: int = setting(3, NonNegative(), continuable=True)  # Generated samples printed and stored after training.
@@ -210,9 +210,9 @@ class LanguageModelConfig(RunConfig):
         if self.tie_weights and self.embedding_dim != self.hidden_dim:
             raise ValueError(f"{source}: field `tie_weights=true` needs embedding_dim == hidden_dim, received "
                              f"embedding_dim={self.embedding_dim}, hidden_dim={self.hidden_dim}.")
-        if self.strategy == "multi_worker" and (self.mode != "stream" or self.precision == "mixed_float16"
-                                                or self.jit_compile == "true" or self.weight_averaging):
-            raise ValueError(f"{source}: field `strategy=multi_worker` needs mode=stream (workers split the "
+        if self.strategy != "none" and (self.mode != "stream" or self.precision == "mixed_float16"
+                                        or self.jit_compile == "true" or self.weight_averaging):
+            raise ValueError(f"{source}: field `strategy={self.strategy}` needs mode=stream (replicas split the "
                              f"streams), precision other than mixed_float16, jit_compile other than true and "
                              f"weight_averaging=0, received mode={self.mode!r}, precision={self.precision!r}, "
                              f"jit_compile={self.jit_compile!r}, weight_averaging={self.weight_averaging}.")

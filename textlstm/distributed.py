@@ -1,33 +1,46 @@
-"""Training a language model on several workers: `tf.distribute.MultiWorkerMirroredStrategy`, textlstm's own loop.
+"""Training a language model on several replicas with `tf.distribute`, textlstm's own loop.
+
+Two strategies, one trainer (`DistributedTrainer`):
+
+- `strategy=multi_worker`: `MultiWorkerMirroredStrategy`, the worker
+  processes `TF_CONFIG` names, one device (replica) each;
+- `strategy=mirrored`: `MirroredStrategy`, one process, a replica on each of
+  its GPUs (or logical CPUs, where the process split its CPU).
 
 Keras 3.15's `fit` does not run under `MultiWorkerMirroredStrategy`
-(keras-team/keras#20585, open), so `MultiWorkerTrainer` drives the run's
-Keras callbacks itself around a step run with `strategy.run`. Each worker
-process (one device each: a CPU, or one GPU) takes its rows of every global
-batch of B streams, so W workers together compute exactly the gradient of
-one worker training on the whole batch:
+(keras-team/keras#20585, open), so the trainer drives the run's Keras
+callbacks itself around a step run with `strategy.run`. Each replica takes
+its rows of every global batch of B streams and carries their LSTM state,
+so R replicas together compute exactly the gradient of one device training
+on the whole batch:
 
-    global batch: B streams x T steps           W = 2 workers
+    global batch: B streams x T steps           R = 2 replicas (workers, or devices of one process)
     ┌────────────────────────────┐
-    │ s0  s1  ...  s(B/2 - 1)    │ ──► worker 0: its B/2 streams, their carried LSTM state
-    │ s(B/2)  ...  s(B - 1)      │ ──► worker 1: its B/2 streams, their carried LSTM state
+    │ s0  s1  ...  s(B/2 - 1)    │ ──► replica 0: its B/2 streams, their carried LSTM state
+    │ s(B/2)  ...  s(B - 1)      │ ──► replica 1: its B/2 streams, their carried LSTM state
     └────────────────────────────┘
-    each: loss = Σ its tokens' losses / Σ all workers' tokens ──► gradient
+    each: loss = Σ its tokens' losses / Σ all replicas' tokens ──► gradient
     all-reduce(SUM) of the gradients ──► clipped as the optimizer clips ──► the same update everywhere
 
-Every worker holds the same weights, optimizer state, seed states (so the
-sampled-softmax negatives are the same set for the whole batch, as on one
-worker) and logs. The chief evaluates the validation data and every worker
-takes its numbers, so the callbacks (learning-rate schedule, early stopping,
-best weights) decide the same on each; whether to stop, and whether to train
-at all on a resumed run, is the chief's decision or agreed. Each worker
-keeps its own run directory (the chief: `run_dir`; worker i: `run_dir.worker-i`)
-with its own checkpoints (`textlstm.checkpoints`), which hold its streams'
-carried state; a resumed run restarts every worker from the newest step
-that all of them checkpointed. An error on one worker where the others would
-wait for it (restoring) is raised on every worker.
+A process keeps the carried state of its rows in plain (unmirrored)
+variables, `(its rows, hidden_dim)` each: the step reads them before
+`strategy.run`, hands each local replica its block of rows, and writes the
+replicas' final states back after it, so checkpoints hold every stream's
+state whatever the number of devices.
 
-The cluster comes from `TF_CONFIG`, as for any `tf.distribute` job:
+Every replica holds the same weights, optimizer state, seed states (so the
+sampled-softmax negatives are the same set for the whole batch, as on one
+device) and logs. The chief (worker 0) evaluates the validation data and every
+worker takes its numbers, so the callbacks (learning-rate schedule, early
+stopping, best weights) decide the same on each; whether to stop, and whether
+to train at all on a resumed run, is the chief's decision or agreed. Each
+worker keeps its own run directory (the chief: `run_dir`; worker i:
+`run_dir.worker-i`) with its own checkpoints (`textlstm.checkpoints`), which
+hold its streams' carried state; a resumed run restarts every worker from the
+newest step that all of them checkpointed. An error on one worker where the
+others would wait for it (restoring) is raised on every worker.
+
+The cluster of `strategy=multi_worker` comes from `TF_CONFIG`, as for any `tf.distribute` job:
 
     TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
 """
@@ -90,6 +103,32 @@ def make_strategy():
     return strategy, index, count
 
 
+def make_mirrored_strategy():
+    """A `MirroredStrategy` over this process's GPUs, or, with none, its logical CPUs.
+
+    A CPU is one logical device (which already uses every core), so on a
+    CPU-only machine this is one replica unless the process split its CPU
+    with `tf.config.set_logical_device_configuration` first (the tests do).
+
+    Returns:
+        (strategy, 0, 1): the worker index and number of workers of one process.
+    """
+    devices = [device.name for device in tf.config.list_logical_devices("GPU") or
+               tf.config.list_logical_devices("CPU")]
+    strategy = tf.distribute.MirroredStrategy(devices)
+    logger.info("mirrored training: %d replica(s) on %s", strategy.num_replicas_in_sync, ", ".join(devices))
+    if strategy.num_replicas_in_sync == 1:
+        logger.warning("strategy=mirrored found one device (%s): training runs as on one device", devices[0])
+    return strategy, 0, 1
+
+
+def check_batch_size(batch_size, strategy):
+    """A ValueError unless `batch_size` streams split equally among the strategy's replicas."""
+    if batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"field `batch_size` must be a multiple of the {strategy.num_replicas_in_sync} replicas "
+                         f"(each takes an equal share of the streams), received {batch_size}.")
+
+
 def worker_rows(batch_size, index, count):
     """(first, last + 1) of this worker's rows of a global batch; a ValueError when they cannot be equal."""
     if batch_size % count:
@@ -124,24 +163,30 @@ def check_same_vocabulary(strategy, tokenizer):
                          f"worker the same train_file, max_train_lines and tokenizer fields.")
 
 
-class MultiWorkerTrainer:
-    """Trains a `LanguageModel` built and compiled inside `strategy.scope()`, one replica per worker.
+class DistributedTrainer:
+    """Trains a `LanguageModel` built and compiled inside `strategy.scope()`, on every replica of `strategy`.
 
     Args:
         model: the `LanguageModel` (stream mode: `compile(carry_state=True)`).
-        strategy, index, count: from `make_strategy`.
+        strategy, index, count: from `make_strategy` or `make_mirrored_strategy`
+            (this worker's index, the number of worker processes).
     """
 
     def __init__(self, model, strategy, index, count):
         if model.optimizer is None:
             raise ValueError("`model` must be compiled (inside strategy.scope()) before training.")
+        if not model.carry_state:
+            raise ValueError("`model` must be compiled with carry_state=True: replicas train on stream windows "
+                             "(mode=stream), received carry_state=False.")
         if isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer):
-            raise ValueError("strategy=multi_worker does not take mixed_float16's loss scaling; use "
+            raise ValueError("a tf.distribute strategy does not take mixed_float16's loss scaling here; use "
                              "precision=float32 or mixed_bfloat16.")
         self.model = model
         self.strategy = strategy
         self.index = index
         self.count = count
+        self.replicas = strategy.num_replicas_in_sync
+        self.local_replicas = self.replicas // count  # this process's devices
         self._train_step = tf.function(self._distributed_step)
         self._eval_step = tf.function(self._local_eval_step)
         self._gather = tf.function(lambda value: strategy.gather(strategy.run(lambda: value), axis=0))  # a trace per count
@@ -155,36 +200,51 @@ class MultiWorkerTrainer:
         return bool(self.gather(float(flag))[:, 0].max())
 
     def gather(self, *values):
-        """`values` (numbers) from every worker, as a numpy array `(workers, len(values))` in worker order:
-        a collective, which every worker must call."""
+        """`values` (numbers) from every replica, as a numpy array `(replicas, len(values))` in replica order
+        (a worker's local replicas give the same row): a collective, which every worker must call."""
         return self._gather(tf.constant([values], tf.float64)).numpy()
 
-    def _replica_step(self, x, y, weights):
+    def _replica_step(self, x, y, weights, states):
+        """One replica's share of a step: its block of this process's rows `x, y, weights` `(rows, time)` and
+        carried `states` (flat, `(rows, hidden_dim)` each). Returns the batch's loss sum and token count and
+        this replica's final states."""
         model, context = self.model, tf.distribute.get_replica_context()
-        total_weight = context.all_reduce("SUM", tf.reduce_sum(weights))  # every worker's tokens
+        local = context.replica_id_in_sync_group - self.index * self.local_replicas  # among this process's replicas
+
+        def own_rows(value):  # (rows, ...) -> (rows / local_replicas, ...): this replica's block
+            return tf.gather(tf.reshape(value, (self.local_replicas, -1, *value.shape[1:])), local)
+
+        x, y, weights = own_rows(x), own_rows(y), own_rows(weights)
+        per = model.backbone.states_per_layer
+        initial_state = [[own_rows(s) for s in states[i : i + per]] for i in range(0, len(states), per)]
+        total_weight = context.all_reduce("SUM", tf.reduce_sum(weights))  # every replica's tokens
         with tf.GradientTape() as tape:
-            _, token_losses, weights = model._step((x, y, weights), training=True)  # (rows, time) each
+            _, token_losses, weights, final = model._forward((x, y, weights), initial_state, training=True)
             loss_sum = tf.reduce_sum(token_losses * weights)
-            loss = loss_sum / tf.maximum(total_weight, 1.0)  # this worker's share of the batch's mean loss
-        gradients = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)  # dense: summed over the workers
+            loss = loss_sum / tf.maximum(total_weight, 1.0)  # this replica's share of the batch's mean loss
+        gradients = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)  # dense: summed over the replicas
                      for g, v in zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables)]
         gradients = context.all_reduce("SUM", gradients)  # the whole batch's gradient
         optimizer = model.optimizer
-        if optimizer.clipnorm:  # as the optimizer clips, but on the whole batch's gradient, not a worker's share
+        if optimizer.clipnorm:  # as the optimizer clips, but on the whole batch's gradient, not a replica's share
             gradients = [tf.clip_by_norm(g, optimizer.clipnorm) for g in gradients]
         if optimizer.global_clipnorm:
             gradients, _ = tf.clip_by_global_norm(gradients, optimizer.global_clipnorm)
         if optimizer.clipvalue:
             gradients = [tf.clip_by_value(g, -optimizer.clipvalue, optimizer.clipvalue) for g in gradients]
-        # The optimizer sums the workers' gradients once more: each gives 1/W of the (identical) gradient, which
+        # The optimizer sums the replicas' gradients once more: each gives 1/R of the (identical) gradient, which
         # its own clipping leaves alone (already below the limit), and the sum restores it.
-        optimizer.apply([g / self.count for g in gradients], model.trainable_variables)
-        return context.all_reduce("SUM", loss_sum), total_weight
+        optimizer.apply([g / self.replicas for g in gradients], model.trainable_variables)
+        return context.all_reduce("SUM", loss_sum), total_weight, [tf.stop_gradient(s) for s in sum(final, [])]
 
     def _distributed_step(self, x, y, weights):
-        loss_sum, total_weight = self.strategy.run(self._replica_step, args=(x, y, weights))
+        carried = self.model._carried.variables[("train", x.shape[0])]  # this process's rows
+        loss_sum, total_weight, final = self.strategy.run(
+            self._replica_step, args=(x, y, weights, [v.read_value() for v in carried]))
         local = self.strategy.experimental_local_results
-        return local(loss_sum)[0], local(total_weight)[0]  # already summed over the workers
+        for variable, value in zip(carried, final):  # the local replicas' blocks, in their order
+            variable.assign(tf.cast(tf.concat(local(value), axis=0), variable.dtype))
+        return local(loss_sum)[0], local(total_weight)[0]  # already summed over the replicas
 
     def _local_eval_step(self, x, y, weights):
         _, token_losses, weights = self.model._step((x, y, weights), training=False)
@@ -245,7 +305,7 @@ class MultiWorkerTrainer:
         return position
 
     def fit(self, train_data, checkpoint, epochs, callbacks=(), validation_data=None, verbose=1, shuffle=False):
-        """`resumable_fit` for several workers: trains from `checkpoint.position` to `epochs` epochs.
+        """`resumable_fit` for several replicas: trains from `checkpoint.position` to `epochs` epochs.
 
         `train_data` is a function returning a fresh dataset of global
         batches (every worker builds all of them and keeps its rows);

@@ -131,6 +131,27 @@ def target_log_probs(logits, targets):
     return target_logits - ops.logsumexp(logits, axis=-1)
 
 
+@tf.autograph.experimental.do_not_convert  # AutoGraph would rewrite the gradient closure into a non-function
+@tf.custom_gradient
+def softmax_cross_entropy(logits, targets):
+    """-ln softmax(logits)[target] `(batch, time)` from float32 logits `(batch, time, vocabulary)`, for training.
+
+    The loss and gradient (softmax - one-hot) of TF's fused
+    `sparse_softmax_cross_entropy_with_logits`, from ops with faster CPU
+    kernels: `target_log_probs` forward, `tf.nn.softmax` backward. On
+    PTB-small's (700, 10,002) logits, forward and backward, the fused op
+    took 48 ms and these 18.7 ms on an Intel Xeon; under XLA both cost the
+    same (BENCHMARKS.md, "A faster full-softmax cross-entropy").
+    """
+
+    def gradient(upstream):  # (batch, time)
+        probabilities = tf.nn.softmax(logits)  # (batch, time, vocabulary)
+        one_hot = tf.one_hot(targets, tf.shape(logits)[-1], dtype=logits.dtype)
+        return upstream[..., None] * (probabilities - one_hot), None
+
+    return -target_log_probs(logits, targets), gradient
+
+
 @keras.saving.register_keras_serializable(package="textlstm")
 class LanguageModel(Task):
     """Next-token logits over an `LSTMBackbone`, with scoring and generation.
@@ -353,24 +374,31 @@ class LanguageModel(Task):
             )
             return tf.reshape(losses, tf.shape(targets))
         logits = self.project(hidden)  # (batch, time, vocabulary)
-        if training:  # the fused op computes its gradient in the same pass
-            return keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        if training:
+            return softmax_cross_entropy(logits, targets)
         return -target_log_probs(logits, targets)
 
     def _step(self, data, training):
+        """(mean loss, token losses `(batch, time)`, their weights), reading and writing the carried state."""
+        phase = "train" if training else "test"
+        x = keras.utils.unpack_x_y_sample_weight(data)[0]
+        loss, token_losses, sample_weight, states = self._forward(data, self._read_carried(phase, x), training)
+        self._write_carried(phase, x, states)
+        return loss, token_losses, sample_weight
+
+    def _forward(self, data, initial_state, training):
+        """`_step` from an explicit `initial_state` (per layer, `[h, c]` of `(batch, hidden_dim)`; None = zeros),
+        returning the final states too: what `textlstm.distributed` runs on each replica's share of the rows."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if sample_weight is None:
             sample_weight = tf.cast(tf.not_equal(y, PAD_ID), "float32")
-        phase = "train" if training else "test"
-        initial_state = self._read_carried(phase, x)
         # Stream windows are padded only at the end of the last one (whose padded targets weigh 0 and whose
         # final state nothing reads), so with a carried state the backbone runs unmasked.
         hidden, states = self.backbone(x, initial_state=initial_state, return_state=True, training=training,
                                        padded=not self.carry_state)
-        self._write_carried(phase, x, states)
         token_losses = self._token_losses(ops.cast(hidden, self.compute_dtype), y, training)  # (batch, time)
         loss = tf.reduce_sum(token_losses * sample_weight) / tf.maximum(tf.reduce_sum(sample_weight), 1.0)
-        return loss, token_losses, sample_weight
+        return loss, token_losses, sample_weight, states
 
     def _update_metrics(self, token_losses, sample_weight):
         self.loss_tracker.update_state(token_losses, sample_weight=sample_weight)

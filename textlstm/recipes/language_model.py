@@ -138,10 +138,12 @@ def train_language_model(config):
     steps after it. More epochs or a larger time budget continue a finished
     run.
     """
-    # Several workers: the strategy first (before any TensorFlow work), each worker index > 0 in its own run_dir.
-    strategy, worker, workers = distributed.make_strategy() if config.strategy == "multi_worker" else (None, 0, 1)
+    # Several replicas: the strategy first (before any TensorFlow work), each worker index > 0 in its own run_dir.
+    strategy, worker, workers = {"multi_worker": distributed.make_strategy,
+                                 "mirrored": distributed.make_mirrored_strategy,
+                                 "none": lambda: (None, 0, 1)}[config.strategy]()
     if strategy:
-        distributed.worker_rows(config.batch_size, worker, workers)  # refuses a batch the workers cannot share
+        distributed.check_batch_size(config.batch_size, strategy)  # refuses a batch the replicas cannot share
         config = dataclasses.replace(config, run_dir=distributed.worker_run_dir(config.run_dir, worker))
     train_lines, valid_lines, test_lines = read_corpus(config)  # before the run dir is touched
     boundaries = (stream_boundaries([config.train_file], config.batch_size, config.encoding)
@@ -155,11 +157,12 @@ def train_language_model(config):
     tokenizer = prepare_tokenizer(run, config, train_lines)
     trainer = None
     if strategy:
-        distributed.check_same_vocabulary(strategy, tokenizer)
-        with strategy.scope():  # weights and optimizer state mirrored on every worker
+        if workers > 1:  # the processes each learned a tokenizer
+            distributed.check_same_vocabulary(strategy, tokenizer)
+        with strategy.scope():  # weights and optimizer state mirrored on every replica
             lm = build_language_model(config, tokenizer)
             compile_language_model(lm, config, jit_compile=False)
-        trainer = distributed.MultiWorkerTrainer(lm, strategy, worker, workers)
+        trainer = distributed.DistributedTrainer(lm, strategy, worker, workers)
     else:
         lm = build_language_model(config, tokenizer)
     train_source, valid_source, test_source = corpus_sources(config)
@@ -187,7 +190,7 @@ def train_language_model(config):
 
     # Chosen once per run (a resumed attempt keeps it); a run with nothing left to train measures nothing.
     if strategy:
-        xla = {"chosen": False, "reason": "strategy=multi_worker trains without XLA"}
+        xla = {"chosen": False, "reason": f"strategy={config.strategy} trains without XLA"}
     else:
         xla = run.remember("jit_compile", choose_jit_compile) if run.fit_needed else {"chosen": False}
         compile_language_model(lm, config, xla["chosen"])
@@ -244,6 +247,7 @@ def train_language_model(config):
         "cudnn": cudnn,
         "jit_compile": run.progress.get("jit_compile", xla),
         "workers": workers,
+        "replicas": strategy.num_replicas_in_sync if strategy else 1,
         "samples": samples,
     }
     run.finish(metrics)

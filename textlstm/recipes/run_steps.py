@@ -81,7 +81,7 @@ def fit_unless_done(model, run, train_data, valid_data, epochs, callbacks, verbo
     `train_data` is a function returning a fresh training dataset (see
     `resumable_fit`); `callbacks` come from `training.standard_callbacks`
     (the last is the run's `TrainingCheckpoint`); `trainer`, a
-    `textlstm.distributed.MultiWorkerTrainer` to train on several workers
+    `textlstm.distributed.DistributedTrainer` to train on several replicas
     (None: `resumable_fit`). Returns the seconds spent (0 when training had
     finished before).
 
