@@ -34,10 +34,11 @@ def _newest_step(run_dir):
     return max(steps)
 
 
-def _kill_resume_and_compare(tmp_path, task, settings, total_steps):
+def _kill_resume_and_compare(tmp_path, task, settings, total_steps, kill_range=None):
+    """`kill_range`: the (first, last) step to kill after; default the 10%-60% of `total_steps`."""
     seed = int(os.environ.get("TEXTLSTM_KILL_SEED", time.time_ns() % 100_000))
     rng = random.Random(seed)
-    kill_after = rng.randint(total_steps // 10, total_steps * 6 // 10)
+    kill_after = rng.randint(*(kill_range or (total_steps // 10, total_steps * 6 // 10)))
     where = f"kill after step {kill_after} (TEXTLSTM_KILL_SEED={seed} repeats it)"
     reference_dir, killed_dir = tmp_path / "uninterrupted", tmp_path / "killed"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -83,9 +84,16 @@ def test_a_language_model_killed_at_a_random_step_resumes_exactly(tmp_path, ptb_
     assert resumed["epochs"] == reference["epochs"] == 2
 
 
-def test_a_classifier_killed_at_a_random_step_resumes_exactly(tmp_path, shared_data):
-    # Shuffled, bucketed batches, dropout and Adam: the sentiment recipe's path, tiny.
+@pytest.mark.parametrize("weight_averaging", [0.0, 0.9])
+def test_a_classifier_killed_at_a_random_step_resumes_exactly(tmp_path, shared_data, weight_averaging):
+    # Shuffled, bucketed batches, dropout and Adam: the sentiment recipe's path, tiny; and with the moving average
+    # of the weights, which a mid-epoch checkpoint must hold beside the step's own weights.
     settings = [f"data_dir={shared_data}", "max_train_lines=600", "vocabulary_size=3000", "embedding_dim=16",
-                "hidden_dim=8", "batch_size=32", "epochs=2", "checkpoint_every_steps=5", "verbose=0"]
-    (reference, resumed), where = _kill_resume_and_compare(tmp_path, "classifier", settings, total_steps=2 * 19)
+                "hidden_dim=8", "batch_size=32", "epochs=2", "checkpoint_every_steps=5", "verbose=0",
+                f"weight_averaging={weight_averaging}"]
+    # With averaging, resume inside the first epoch (checkpoints at steps 5, 10, 15 of 19): at an epoch's end the
+    # weights are the average, so a lost average would go unseen there.
+    kill_range = (3, 14) if weight_averaging else None
+    (reference, resumed), where = _kill_resume_and_compare(tmp_path, "classifier", settings, total_steps=2 * 19,
+                                                           kill_range=kill_range)
     assert resumed["test_accuracy"] == reference["test_accuracy"], where
