@@ -26,7 +26,7 @@ A process keeps the carried state of its rows in plain (unmirrored)
 variables, `(its rows, hidden_dim)` each: the step reads them before
 `strategy.run`, hands each local replica its block of rows, and writes the
 replicas' final states back after it, so checkpoints hold every stream's
-state whatever the number of devices.
+state (resuming on another number of devices is untested).
 
 Every replica holds the same weights, optimizer state, seed states (so the
 sampled-softmax negatives are the same set for the whole batch, as on one
