@@ -174,9 +174,10 @@ def average_weights_each_epoch(optimizer, steps_per_epoch):
     the saved model all hold the average, and the next epoch trains on from
     it (a mid-epoch checkpoint holds the step's weights, and the average as
     optimizer state). The step count is the optimizer's own, restored with a
-    checkpoint, so a continued or resumed run averages at the same steps. Optimizers without averaging, and each
-    group's optimizer of a `MultiOptimizer` (ULMFiT's discriminative rates),
-    are handled alike; loss scaling, which skips steps, is refused.
+    checkpoint, so a continued or resumed run averages at the same steps.
+    Optimizers without averaging, and each group's optimizer of a
+    `MultiOptimizer` (ULMFiT's discriminative rates), are handled alike; loss
+    scaling, which skips steps, is refused.
     """
     def groups(optimizer):  # a MultiOptimizer's optimizers (one per layer group), or the optimizer itself
         return optimizer.optimizers if isinstance(optimizer, keras.optimizers.MultiOptimizer) else [optimizer]
