@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -44,29 +43,9 @@ from textlstm.models import LanguageModel, LSTMBackbone, TextClassifier  # noqa:
 from textlstm.models.recurrent import kernel_path  # noqa: E402
 from textlstm.training import StepTimer, cpu_description  # noqa: E402
 from textlstm.reports import markdown_table  # noqa: E402
-
-# name: (kind, vocabulary, embedding, hidden, layers, batch, time steps)
-MODELS = {
-    "ptb_small": ("lm", 10002, 200, 200, 2, 20, 35),
-    "ptb_medium": ("lm", 10002, 650, 650, 2, 20, 35),
-    "lm_2x512": ("lm", 10000, 256, 512, 2, 32, 35),
-    "bilstm_256": ("classifier", 20000, 256, 256, 1, 64, 64),
-}
-
+from torch_reference import MODELS, TorchRunner, flops_per_token, time_call  # noqa: E402
 
 VARIANTS = ("keras loop", "XLA", "sampled softmax 1024")
-
-
-def flops_per_token(kind, vocabulary, embedding, hidden, layers):
-    """Training FLOPs per token: 2 x multiply-adds forward, x3 with the backward pass."""
-    directions = 2 if kind == "classifier" else 1
-    recurrent = 0
-    inputs = embedding
-    for _ in range(layers):
-        recurrent += directions * 4 * hidden * (inputs + hidden)
-        inputs = hidden * directions
-    output = hidden * vocabulary if kind == "lm" else 0  # the classifier's head is per text, not per token
-    return 6 * (recurrent + output)
 
 
 def gemm_rates(size=2048, repetitions=5):
@@ -75,7 +54,7 @@ def gemm_rates(size=2048, repetitions=5):
     a = tf.random.normal((size, size))
     tf_matmul = tf.function(lambda a: tf.matmul(a, a))
     tf_matmul(a).numpy()
-    best = min(_seconds(lambda: tf_matmul(a).numpy()) for _ in range(repetitions))
+    best = min(time_call(lambda: tf_matmul(a).numpy()) for _ in range(repetitions))
     rates["tf.matmul"] = 2 * size**3 / best / 1e9
     try:
         import torch
@@ -83,15 +62,9 @@ def gemm_rates(size=2048, repetitions=5):
         return rates
     b = torch.randn(size, size)
     torch.matmul(b, b)
-    best = min(_seconds(lambda: torch.matmul(b, b)) for _ in range(repetitions))
+    best = min(time_call(lambda: torch.matmul(b, b)) for _ in range(repetitions))
     rates["torch.matmul"] = 2 * size**3 / best / 1e9
     return rates
-
-
-def _seconds(function):
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
 
 
 class TextlstmRunner:
@@ -128,81 +101,6 @@ class TextlstmRunner:
         timer = StepTimer()
         self.model.fit(self.data, steps_per_epoch=self.steps + 1, epochs=1, verbose=0, callbacks=[timer])
         return (timer.end - timer.start) / self.steps
-
-
-class TorchRunner:
-    """The PyTorch reference of the same shapes: word_language_model's RNNModel, or a BiLSTM classifier."""
-
-    def __init__(self, kind, vocabulary, embedding, hidden, layers, batch, time_steps, steps):
-        import torch
-        from torch import nn
-
-        torch.manual_seed(0)
-        self.torch, self.kind, self.steps = torch, kind, steps
-        directions = 2 if kind == "classifier" else 1
-
-        class Model(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.drop = nn.Dropout(0.2)
-                self.encoder = nn.Embedding(vocabulary, embedding)
-                self.rnn = nn.LSTM(embedding, hidden, layers, dropout=0.2 if layers > 1 else 0.0,
-                                   bidirectional=kind == "classifier")
-                if kind == "lm":
-                    self.decoder = nn.Linear(hidden, vocabulary)
-                    if embedding == hidden:
-                        self.decoder.weight = self.encoder.weight
-                else:
-                    self.head = nn.Linear(3 * directions * hidden, 2)
-
-            def forward(self, tokens, state=None):  # tokens (time, batch)
-                output, state = self.rnn(self.drop(self.encoder(tokens)), state)  # (time, batch, hidden)
-                output = self.drop(output)
-                if kind == "lm":
-                    return self.decoder(output), state  # (time, batch, vocabulary)
-                pooled = torch.cat([output[-1], output.max(0).values, output.mean(0)], dim=1)
-                return self.head(self.drop(pooled)), state
-
-        self.model = Model()
-        generator = np.random.RandomState(0)
-        if kind == "lm":
-            ids = generator.randint(4, vocabulary, size=(steps, time_steps + 1, batch))
-            self.batches = [(torch.from_numpy(b[:-1]).long(), torch.from_numpy(b[1:]).long()) for b in ids]
-        else:
-            ids = generator.randint(4, vocabulary, size=(steps, time_steps, batch))
-            labels = generator.randint(0, 2, size=(steps, batch))
-            self.batches = [(torch.from_numpy(b).long(), torch.from_numpy(y).long()) for b, y in zip(ids, labels)]
-            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        self.criterion = nn.CrossEntropyLoss()
-        self.model.train()
-        self._run(3)
-
-    def _run(self, steps):
-        torch = self.torch
-        state = None
-        for i in range(steps):
-            tokens, targets = self.batches[i % len(self.batches)]
-            if self.kind == "lm":  # word_language_model's train(): repackage, zero_grad, clip, SGD by hand
-                state = None if state is None else tuple(s.detach() for s in state)
-                self.model.zero_grad()
-                output, state = self.model(tokens, state)
-                loss = self.criterion(output.view(-1, output.shape[-1]), targets.reshape(-1))
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 0.25)
-                with torch.no_grad():
-                    for parameter in self.model.parameters():
-                        parameter.add_(parameter.grad, alpha=-20.0)
-            else:
-                self.optimizer.zero_grad()
-                logits, _ = self.model(tokens)
-                loss = self.criterion(logits, targets)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
-                self.optimizer.step()
-
-    def time(self):
-        """Seconds per step."""
-        return _seconds(lambda: self._run(self.steps)) / self.steps
 
 
 def measure(name, repetitions, steps, variants):

@@ -1,4 +1,8 @@
+import json
 import logging
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -53,6 +57,7 @@ def test_ineligible_setting_needs_explicit_opt_in(caplog):
     ({"hidden_dim": 0}, r"`hidden_dim` must be a positive int, received 0"),
     ({"cell_type": "rnn"}, r"`cell_type` must be one of \('lstm', 'gru', 'peephole_lstm'\), received 'rnn'"),
     ({"dropout": 1.0}, r"`dropout` must be in \[0, 1\), received 1.0"),
+    ({"word_dropout": -0.1}, r"`word_dropout` must be in \[0, 1\), received -0.1"),
 ])
 def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -71,12 +76,29 @@ def test_right_padding_is_masked():
 
 
 def test_get_config_round_trip():
-    backbone = small(dropout=0.3, cell_type="gru")
+    backbone = small(dropout=0.3, word_dropout=0.1, cell_type="gru")
     config = backbone.get_config()
     restored = LSTMBackbone.from_config(config)
     assert restored.get_config() == config
-    for key in ("vocabulary_size", "embedding_dim", "hidden_dim", "num_layers", "cell_type", "dropout"):
+    for key in ("vocabulary_size", "embedding_dim", "hidden_dim", "num_layers", "cell_type", "dropout", "word_dropout"):
         assert config[key] == getattr(backbone, key)
+
+
+def test_word_dropout_drops_every_occurrence_of_a_word_and_only_in_training():
+    keras.utils.set_random_seed(0)
+    backbone = LSTMBackbone(1000, embedding_dim=4, hidden_dim=4, num_layers=1, word_dropout=0.4)
+    ids = np.tile(np.arange(4, 1000, dtype="int32"), (3, 1))  # (3, 996): every word three times, in three rows
+    plain = np.asarray(backbone.embed(ids))
+    np.testing.assert_array_equal(np.asarray(backbone.embed(ids, training=False)), plain)
+    dropped = []
+    for _ in range(2):
+        embedded = np.asarray(backbone.embed(ids, training=True))  # (3, 996, 4)
+        zero = np.all(embedded == 0, axis=-1)  # (3, 996)
+        assert (zero == zero[0]).all()  # a word is dropped in every row of the batch, or in none
+        np.testing.assert_allclose(embedded[~zero], plain[~zero] / 0.6, rtol=1e-6)  # kept words are rescaled
+        assert 0.33 < zero[0].mean() < 0.47  # about 40% of the 996 words
+        dropped.append(zero[0])
+    assert (dropped[0] != dropped[1]).any()  # a new draw each batch
 
 
 @pytest.mark.parametrize("name, bound", [("uniform", 0.1), ("glorot_uniform", None), ("he_uniform", None)])
@@ -92,3 +114,35 @@ def test_kernel_initializers_are_applied(name, bound):
     assert backbone.get_config()["kernel_initializer"] == name
     with pytest.raises(ValueError, match=r"`recurrent_initializer` must be one of .*received 'zeros'"):
         LSTMBackbone(30, recurrent_initializer="zeros")
+
+
+def test_backbone_computes_the_same_without_tensorflow_under_keras_torch_backend(tmp_path):
+    """The backbone (and its cuDNN report) runs where only JAX or PyTorch is, as on this project's GPU machine."""
+    pytest.importorskip("torch")  # the `benchmark` extra
+    backbone = small(bidirectional=True, dropout=0.3)
+    ids = np.array([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12]], "int32")  # row 0 right padded
+    expected = {"padded": np.asarray(backbone(ids)), "unpadded": np.asarray(backbone(ids[1:], padded=False))}
+    np.savez(tmp_path / "weights.npz", *backbone.get_weights())
+    (tmp_path / "config.json").write_text(json.dumps(backbone.get_config()))
+    script = f"""
+import json, sys
+sys.modules["tensorflow"] = None  # any import of TensorFlow now fails
+import numpy as np
+from textlstm.models import LSTMBackbone
+backbone = LSTMBackbone.from_config(json.load(open({str(tmp_path / "config.json")!r})))
+ids = np.array({ids.tolist()}, "int32")
+backbone(ids)
+weights = np.load({str(tmp_path / "weights.npz")!r})
+backbone.set_weights([weights[f"arr_{{i}}"] for i in range(len(weights.files))])
+from keras import ops
+from textlstm.models.recurrent import cudnn_report
+report = cudnn_report(backbone, ids, masked=True)
+assert report["eligible"] and report["kernel"] == "keras loop", report  # a CPU under torch: Keras's loop
+np.savez({str(tmp_path / "outputs.npz")!r}, padded=ops.convert_to_numpy(backbone(ids)),
+         unpadded=ops.convert_to_numpy(backbone(ids[1:], padded=False)))
+"""
+    subprocess.run([sys.executable, "-c", script], env={**os.environ, "KERAS_BACKEND": "torch"}, check=True,
+                   cwd=tmp_path, timeout=300)
+    outputs = np.load(tmp_path / "outputs.npz")
+    for name, value in expected.items():
+        np.testing.assert_allclose(outputs[name], value, atol=1e-5, err_msg=name)

@@ -118,6 +118,7 @@ class RunConfig:
     hidden_dim: int = setting(200, Positive())  # Zaremba "small".
     num_layers: int = setting(2, Positive())  # Zaremba "small".
     dropout: float = setting(0.1, Range(0, 1, high_open=True))  # Between layers only (Zaremba et al. 2014); recurrent dropout breaks cuDNN.
+    word_dropout: float = setting(0.0, Range(0, 1, high_open=True))  # Whole words per batch (Gal & Ghahramani 2016; AWD-LSTM's 0.1); 0 = off.
     kernel_initializer: str = setting("glorot_uniform", Choice(*INITIALIZERS))  # Keras's default, what the benchmarks ran with; "uniform" = ±0.1 (Zaremba).
     recurrent_initializer: str = setting("orthogonal", Choice(*INITIALIZERS))  # Saxe et al. (2014): keeps early gradients from vanishing.
     precision: str = setting("float32", Choice("float32", "mixed_float16", "mixed_bfloat16"))  # The backbone's compute dtype; mixed_float16 is for GPUs (slow on CPUs); softmax and loss stay float32.

@@ -3,12 +3,8 @@
 Both subclass `keras_hub.tokenizers.Tokenizer`, so they run eagerly, inside
 `tf.data` and inside an exported graph, are saved with the model that holds
 them (their vocabulary goes to the `.keras` file's assets), and share one id
-convention that every model in textlstm relies on:
-
-    id 0 <pad>   right padding; the backbone masks it
-    id 1 <unk>   anything out of vocabulary
-    id 2 <s>     beginning of a sentence
-    id 3 </s>    end of a sentence (the LM predicts it)
+convention that every model in textlstm relies on
+(`textlstm.special_tokens`: 0 `<pad>`, 1 `<unk>`, 2 `<s>`, 3 `</s>`).
 
 Example:
 >>> from textlstm.tokenizers import WordTokenizer
@@ -33,12 +29,10 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from textlstm.runs import write_json
+from textlstm.special_tokens import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, SPECIAL_TOKENS, UNK, UNK_ID
 
 logger = logging.getLogger(__name__)
 
-PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
-SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 VOCABULARY_FILENAME = "vocabulary.txt"
 _ASCII_SPACES = (b" ", b"\t", b"\n", b"\v", b"\f", b"\r")  # what tf.strings.split splits on (no tensor at import: tf.distribute configures the runtime first)
 _ASCII_SPACE_RUNS = re.compile("[ \t\n\v\f\r]+")

@@ -7,7 +7,7 @@ from keras import ops
 
 from textlstm.models.cells import PeepholeLSTMCell
 from textlstm.models.recurrent import CUDNN_REQUIREMENTS, LSTM, cudnn_report
-from textlstm.tokenizers import PAD_ID
+from textlstm.special_tokens import PAD_ID
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,12 @@ class LSTMBackbone(keras.Model):
         bidirectional: bool, wrap each layer in `Bidirectional` (classifiers
             only; a language model must not see the future).
         dropout: float, dropout rate on the embeddings and between layers.
+        word_dropout: float in [0, 1), the probability that a token type
+            is dropped for a whole training batch: its row of the embedding
+            matrix is zeroed (the kept rows scaled by 1 / (1 - rate)), so
+            every occurrence of that word vanishes at once (Gal &
+            Ghahramani 2016's word dropout; AWD-LSTM's embedding dropout,
+            Merity et al. 2018, uses 0.1). Training only; 0 turns it off.
         activation, recurrent_activation, recurrent_dropout, use_bias,
             unroll: passed to every recurrent layer; see
             `textlstm.models.recurrent.CUDNN_REQUIREMENTS`.
@@ -78,6 +84,7 @@ class LSTMBackbone(keras.Model):
         cell_type="lstm",
         bidirectional=False,
         dropout=0.0,
+        word_dropout=0.0,
         activation="tanh",
         recurrent_activation="sigmoid",
         recurrent_dropout=0.0,
@@ -95,8 +102,9 @@ class LSTMBackbone(keras.Model):
                 raise ValueError(f"`{name}` must be a positive int, received {value!r}.")
         if cell_type not in CELL_TYPES:
             raise ValueError(f"`cell_type` must be one of {CELL_TYPES}, received {cell_type!r}.")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1), received {dropout!r}.")
+        for name, value in (("dropout", dropout), ("word_dropout", word_dropout)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1), received {value!r}.")
         for name, value in (("kernel_initializer", kernel_initializer),
                             ("recurrent_initializer", recurrent_initializer)):
             if value not in INITIALIZERS:
@@ -123,6 +131,7 @@ class LSTMBackbone(keras.Model):
         self.cell_type = cell_type
         self.bidirectional = bidirectional
         self.dropout = dropout
+        self.word_dropout = word_dropout
         self.activation = activation
         self.recurrent_activation = recurrent_activation
         self.recurrent_dropout = recurrent_dropout
@@ -138,6 +147,8 @@ class LSTMBackbone(keras.Model):
             embeddings_initializer=keras.initializers.RandomUniform(-0.1, 0.1),
             name="token_embedding", dtype=self.dtype_policy,
         )
+        if word_dropout:  # only then: a seed generator is a variable, which checkpoints would then have to hold
+            self.word_dropout_seed = keras.random.SeedGenerator(name="word_dropout_seed")
         self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout", dtype=self.dtype_policy)
         self.recurrent_layers = []
         self.layer_dropouts = []
@@ -204,7 +215,7 @@ class LSTMBackbone(keras.Model):
             the final states, a list per layer.
         """
         mask = ops.not_equal(token_ids, PAD_ID) if padded else None  # (batch, time)
-        x = self.token_embedding(token_ids)  # (batch, time, embedding_dim)
+        x = self.embed(token_ids, training=training)  # (batch, time, embedding_dim)
         x = self.embedding_dropout(x, training=training)
         final_states = []
         for i, (layer, dropout) in enumerate(zip(self.recurrent_layers, self.layer_dropouts)):
@@ -217,6 +228,15 @@ class LSTMBackbone(keras.Model):
             return x, final_states
         return x
 
+    def embed(self, token_ids, training=None):
+        """The token embeddings `(batch, time, embedding_dim)`, with whole words dropped when training."""
+        x = self.token_embedding(token_ids)  # (batch, time, embedding_dim)
+        if not (training and self.word_dropout):
+            return x
+        keep = keras.random.uniform((self.vocabulary_size,), seed=self.word_dropout_seed) >= self.word_dropout
+        scale = ops.cast(keep, x.dtype) / (1.0 - self.word_dropout)  # (vocabulary,): one draw per word type
+        return x * ops.expand_dims(ops.take(scale, token_ids, axis=0), -1)  # (batch, time, embedding_dim)
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -228,6 +248,7 @@ class LSTMBackbone(keras.Model):
                 "cell_type": self.cell_type,
                 "bidirectional": self.bidirectional,
                 "dropout": self.dropout,
+                "word_dropout": self.word_dropout,
                 "activation": self.activation,
                 "recurrent_activation": self.recurrent_activation,
                 "recurrent_dropout": self.recurrent_dropout,

@@ -21,10 +21,15 @@ exactly, so checkpoints and `model.keras` files are interchangeable with
 `keras.layers.LSTM`'s. On a GPU, where Keras runs the fused cuDNN kernel,
 nothing changes: this path is taken only where the cuDNN one is not
 (`kernel_path()` says which one runs here).
+
+TensorFlow is imported only where the TensorFlow backend runs, so that
+`LSTMBackbone` and `cudnn_report` also run under Keras's JAX and torch
+backends, whose LSTM has a fused cuDNN path of its own for unmasked
+batches (`benchmarks/gpu_backends_speed.py`).
 """
 
 import keras
-import tensorflow as tf
+import numpy as np
 
 # Longer (or unknown: a batch shape that varies) lengths run Keras's own loop. A hoisted projection in a
 # tf.while_loop measured no faster than Keras's loop at 2x200 (BENCHMARKS.md): the gain is the unrolling.
@@ -33,16 +38,33 @@ CPU_KERNELS = ("hoisted", "keras")
 
 
 def gpu_available():
-    """Whether TF sees a GPU (where Keras's LSTM runs the fused cuDNN kernel)."""
+    """Whether Keras's backend sees a GPU (where Keras's LSTM runs a fused cuDNN kernel)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() == "gpu"
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    import tensorflow as tf
+
     return bool(tf.config.list_logical_devices("GPU"))
 
 
 def kernel_path(masked=False, eligible=True):
-    """The recurrent kernel textlstm's LSTM layers run on this machine: "cudnn" on a GPU (if the layers are
-    cuDNN-eligible), "hoisted" on a CPU for unmasked fixed-length windows, else "keras loop"."""
+    """The recurrent kernel textlstm's LSTM layers run on this machine.
+
+    "cudnn" on a GPU if the layers are cuDNN-eligible (and, under Keras's JAX
+    or torch backend, unmasked: their cuDNN paths take no mask); "hoisted"
+    on a CPU under TensorFlow for unmasked fixed-length windows; else
+    "keras loop".
+    """
+    tensorflow = keras.backend.backend() == "tensorflow"
     if gpu_available():
-        return "cudnn" if eligible else "keras loop"
-    return "keras loop" if masked or not eligible else "hoisted"
+        return "cudnn" if eligible and (tensorflow or not masked) else "keras loop"
+    return "hoisted" if tensorflow and eligible and not masked else "keras loop"
 
 
 @keras.saving.register_keras_serializable(package="textlstm")
@@ -88,6 +110,8 @@ class LSTM(keras.layers.LSTM):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not self.uses_hoisted_kernel(sequences.shape[1], masked=mask is not None):
             return super().inner_loop(sequences, initial_state, mask, training=training)
+        import tensorflow as tf  # the hoisted kernel runs on the TensorFlow backend only
+
         cell = self.cell
         h, c = initial_state  # (batch, units) each
         if self.go_backwards:
@@ -152,13 +176,12 @@ def padding_problems(token_ids, pad_id=0):
     padded on the left or in the middle makes Keras raise on a GPU, and a
     row with no real token at all (a fully masked row) has no length.
     """
-    ids = tf.convert_to_tensor(token_ids)
-    real = tf.not_equal(ids, pad_id)  # (batch, time)
-    lengths = tf.reduce_sum(tf.cast(real, "int32"), axis=1)  # (batch,)
-    right_padded = tf.reduce_all(tf.equal(real, tf.sequence_mask(lengths, tf.shape(ids)[1])), axis=1)
-    problems = [f"row {int(row)} is not right padded (padding before a real token)"
-                for row in tf.where(~right_padded)[:, 0].numpy()[:3]]
-    problems += [f"row {int(row)} is fully padded (no real token)" for row in tf.where(lengths == 0)[:, 0].numpy()[:3]]
+    real = np.asarray(token_ids) != pad_id  # (batch, time)
+    lengths = real.sum(axis=1)  # (batch,)
+    right_padded = (real == (np.arange(real.shape[1]) < lengths[:, None])).all(axis=1)  # (batch,)
+    problems = [f"row {row} is not right padded (padding before a real token)"
+                for row in np.flatnonzero(~right_padded)[:3]]
+    problems += [f"row {row} is fully padded (no real token)" for row in np.flatnonzero(lengths == 0)[:3]]
     return problems
 
 

@@ -172,6 +172,7 @@ def build_backbone(config, vocabulary_size, bidirectional=False):
         cell_type=config.cell_type,
         bidirectional=bidirectional,
         dropout=config.dropout,
+        word_dropout=config.word_dropout,
         kernel_initializer=config.kernel_initializer,
         recurrent_initializer=config.recurrent_initializer,
         require_cudnn=config.cell_type != "peephole_lstm",  # choosing the peephole cell is choosing the slow kernel
