@@ -57,7 +57,8 @@ def kernel_path(masked=False, eligible=True):
     """The recurrent kernel textlstm's LSTM layers run on this machine.
 
     "cudnn" on a GPU if the layers are cuDNN-eligible (and, under Keras's JAX
-    or torch backend, unmasked: their cuDNN paths take no mask); "hoisted"
+    or torch backend, unmasked: their cuDNN paths take no mask, and there
+    Keras tries cuDNN but falls back to its loop if the call fails); "hoisted"
     on a CPU under TensorFlow for unmasked fixed-length windows; else
     "keras loop".
     """
