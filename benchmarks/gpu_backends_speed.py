@@ -53,7 +53,7 @@ import subprocess
 import sys
 import tempfile
 
-from torch_reference import MODELS, TorchRunner, flops_per_token, time_call
+from torch_reference import MODELS, TorchRunner, flops_per_token, time_call, torch_matmul_rate
 
 BACKENDS = ("jax", "torch")
 GEMM_SIZE = 8192
@@ -186,21 +186,6 @@ def keras_worker(names, repetitions, steps):
     return {"versions": versions, "results": results}
 
 
-def matmul_rate(device):
-    """GFLOP/s of one `torch.matmul` of two GEMM_SIZE-square float32 matrices, best of 5."""
-    import torch
-
-    a = torch.randn(GEMM_SIZE, GEMM_SIZE, device=device)
-
-    def matmul():
-        torch.matmul(a, a)
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    matmul()
-    return 2 * GEMM_SIZE**3 / min(time_call(matmul) for _ in range(5)) / 1e9
-
-
 def torch_rows(names, repetitions, steps, device, label):
     """The PyTorch reference's rows, {model: {label: row}} as `keras_worker`'s."""
     results = {}
@@ -245,7 +230,7 @@ def main():
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     use_tf32()
-    gemm = matmul_rate(device)
+    gemm = torch_matmul_rate(GEMM_SIZE, device)
     results = torch_rows(names, args.repetitions, args.steps, device, "pytorch (before)")
     versions = machine_description(device)
     for backend in backends:

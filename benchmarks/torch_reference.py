@@ -37,6 +37,21 @@ def time_call(function):
     return time.perf_counter() - start
 
 
+def torch_matmul_rate(size, device="cpu", repetitions=5):
+    """Best GFLOP/s of one `torch.matmul` of two `size`-square float32 matrices on `device` (TF32 if allowed)."""
+    import torch
+
+    a = torch.randn(size, size, device=device)
+
+    def matmul():
+        torch.matmul(a, a)
+        if device != "cpu":
+            torch.cuda.synchronize()
+
+    matmul()
+    return 2 * size**3 / min(time_call(matmul) for _ in range(repetitions)) / 1e9
+
+
 class TorchRunner:
     """The PyTorch reference of the same shapes: word_language_model's RNNModel, or a BiLSTM classifier.
 

@@ -43,7 +43,7 @@ from textlstm.models import LanguageModel, LSTMBackbone, TextClassifier  # noqa:
 from textlstm.models.recurrent import kernel_path  # noqa: E402
 from textlstm.training import StepTimer, cpu_description  # noqa: E402
 from textlstm.reports import markdown_table  # noqa: E402
-from torch_reference import MODELS, TorchRunner, flops_per_token, time_call  # noqa: E402
+from torch_reference import MODELS, TorchRunner, flops_per_token, time_call, torch_matmul_rate  # noqa: E402
 
 VARIANTS = ("keras loop", "XLA", "sampled softmax 1024")
 
@@ -57,13 +57,9 @@ def gemm_rates(size=2048, repetitions=5):
     best = min(time_call(lambda: tf_matmul(a).numpy()) for _ in range(repetitions))
     rates["tf.matmul"] = 2 * size**3 / best / 1e9
     try:
-        import torch
+        rates["torch.matmul"] = torch_matmul_rate(size, repetitions=repetitions)
     except ImportError:
-        return rates
-    b = torch.randn(size, size)
-    torch.matmul(b, b)
-    best = min(time_call(lambda: torch.matmul(b, b)) for _ in range(repetitions))
-    rates["torch.matmul"] = 2 * size**3 / best / 1e9
+        pass
     return rates
 
 
