@@ -1,5 +1,6 @@
 """Shared fixtures: paths to ../shared/data and small real models."""
 
+import fcntl
 import os
 import pathlib
 
@@ -74,11 +75,28 @@ def tiny_lm(word_tokenizer):
 
 
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory, ptb_dir):
-    """A small LM trained on a PTB slice through the CLI, as a user would; returns the run dir."""
+def trained_run(tmp_path_factory, worker_id, ptb_dir):
+    """A small LM trained on a PTB slice through the CLI, as a user would; returns the run dir.
+
+    Trained once per test session: under pytest-xdist the first worker to ask trains it in the session's
+    shared temporary folder while the others wait on a file lock (pytest-xdist's documented recipe).
+    The tests only read it, and write their own outputs (probe reports) under it.
+    """
+    if worker_id == "master":  # no xdist: this process's own temporary folder
+        return _train_ptb_slice(tmp_path_factory.mktemp("runs") / "ptb_slice", ptb_dir)
+    shared = tmp_path_factory.getbasetemp().parent  # one per session, shared by its workers
+    run_dir = shared / "ptb_slice"
+    with open(shared / "ptb_slice.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (shared / "ptb_slice.trained").exists():
+            _train_ptb_slice(run_dir, ptb_dir)
+            (shared / "ptb_slice.trained").touch()
+    return run_dir
+
+
+def _train_ptb_slice(run_dir, ptb_dir):
     from textlstm.cli import main
 
-    run_dir = tmp_path_factory.mktemp("runs") / "ptb_slice"
     overrides = [
         f"train_file={ptb_dir / 'ptb.train.txt'}", f"valid_file={ptb_dir / 'ptb.valid.txt'}",
         f"test_file={ptb_dir / 'ptb.test.txt'}", f"run_dir={run_dir}", *E2E_OVERRIDES,

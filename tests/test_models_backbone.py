@@ -103,7 +103,8 @@ def test_word_dropout_drops_every_occurrence_of_a_word_and_only_in_training():
         assert 0.33 < len(dropped_ids[0]) / 996 < 0.47  # about 40% of the words
         dropped.append(dropped_ids[0])
     assert dropped[0] != dropped[1]  # a new draw each batch
-    assert not np.allclose(backbone(ids, training=True), backbone(ids))  # the stack runs on the dropped words
+    window = ids[:, :20]  # a short window: the stack's eager loop over 1,992 steps took half a minute
+    assert not np.allclose(backbone(window, training=True), backbone(window))  # the stack runs on dropped words
 
 
 @pytest.mark.parametrize("name, bound", [("uniform", 0.1), ("glorot_uniform", None), ("he_uniform", None)])

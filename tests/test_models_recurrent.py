@@ -29,15 +29,21 @@ def pair(units=6, **kwargs):
 
 
 def run(layer, x, mask, initial_state):
-    with tf.GradientTape() as tape:
+    """Outputs, and the gradients of a loss on them with respect to the weights, x and the initial state."""
+    x = tf.constant(x)
+    initial_state = None if initial_state is None else [tf.constant(s) for s in initial_state]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x] + (initial_state or []))
         outputs = layer(x, mask=mask, initial_state=initial_state)
-        loss = tf.reduce_sum(outputs[0] * np.arange(outputs[0].shape[-1])) + tf.reduce_sum(outputs[2])
-    gradients = tape.gradient(loss, layer.trainable_variables)
+        loss = (tf.reduce_sum(outputs[0] * np.arange(outputs[0].shape[-1])) + tf.reduce_sum(outputs[1] ** 2)
+                + tf.reduce_sum(outputs[2]))  # every step's h, the last h and the last c
+    gradients = tape.gradient(loss, layer.trainable_variables + [x] + (initial_state or []))
     return [np.asarray(o) for o in outputs], [np.asarray(g) for g in gradients]
 
 
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_hoisted_kernel_equals_keras_outputs_states_and_gradients(go_backwards):
+    """The written-out gradient (hoisted_recurrence) equals TF's autodiff of Keras's loop: weights, x, h0, c0."""
     rng = np.random.RandomState(0)
     ours, reference = pair(go_backwards=go_backwards)
     x = rng.randn(3, 7, 5).astype("float32")
@@ -48,8 +54,22 @@ def test_hoisted_kernel_equals_keras_outputs_states_and_gradients(go_backwards):
     ours.set_weights(reference.get_weights())
     assert ours.uses_hoisted_kernel(7)
     (outputs, gradients), (expected, expected_gradients) = run(ours, x, None, state), run(reference, x, None, state)
+    assert len(gradients) == 6  # kernel, recurrent kernel, bias, x, h0, c0
     for got, want in zip(outputs + gradients, expected + expected_gradients):
         np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_other_activations_run_keras_loop():
+    """The written-out gradient knows tanh and sigmoid only: other activations take Keras's loop."""
+    rng = np.random.RandomState(3)
+    ours, reference = pair(activation="relu", recurrent_activation="hard_sigmoid")
+    x = rng.randn(2, 4, 5).astype("float32")
+    ours.build(x.shape)
+    reference.build(x.shape)
+    reference.set_weights(ours.get_weights())
+    assert not ours.uses_hoisted_kernel(4) and LSTM(6).uses_hoisted_kernel(4)
+    for got, want in zip(*(sum(run(layer, x, None, None), []) for layer in (ours, reference))):
+        np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def test_masked_inputs_run_keras_loop_with_keras_results():

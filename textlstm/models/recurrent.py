@@ -11,7 +11,11 @@ per-iteration loop overhead on every op. On a CPU this layer instead
 
 the input projection hoisted out of the recurrence as cuDNN itself does
 (Appleyard et al. 2016, "Optimizing performance of recurrent neural networks
-on GPUs"), and the loop unrolled: no `tf.while_loop` overhead per op. It
+on GPUs"), and the loop unrolled: no `tf.while_loop` overhead per op. Its
+gradient is written out (`hoisted_recurrence`) so that, as in that paper,
+the backward pass runs only dz_t -> dh_{t-1} in the loop and the gradient of
+U is ONE matmul over all steps, [h_0 .. h_{T-1}]^T @ [dz_1 .. dz_T], instead
+of TF's per-step outer products summed afterwards. It
 runs on unmasked inputs whose number of steps is known when tracing, at most
 `MAX_UNROLLED_STEPS`: the truncated-BPTT windows of language-model training.
 Padded batches (the classifiers', whose lengths also vary from batch to
@@ -78,7 +82,8 @@ class LSTM(keras.layers.LSTM):
             generic loop, kept for comparison, e.g. in
             `benchmarks/training_speed.py`). Where neither applies (a GPU, or
             a setting the hoisted kernel does not cover: a mask, dropout
-            inside the cell, `unroll=True`, `use_cudnn=True`, a
+            inside the cell, activations other than tanh and sigmoid,
+            `unroll=True`, `use_cudnn=True`, a
             non-TensorFlow backend, a length unknown when tracing or above
             `MAX_UNROLLED_STEPS`) Keras's own path runs.
         **kwargs: `keras.layers.LSTM`'s arguments.
@@ -106,6 +111,8 @@ class LSTM(keras.layers.LSTM):
         return (self.cpu_kernel == "hoisted" and keras.backend.backend() == "tensorflow" and not gpu_available()
                 and self.use_cudnn is not True  # Keras's own path raises on a CPU then
                 and not self.unroll and not self.dropout and not self.recurrent_dropout and not masked
+                and _activation_name(self.cell.activation) == "tanh"  # the derivatives hoisted_recurrence
+                and _activation_name(self.cell.recurrent_activation) == "sigmoid"  # writes out
                 and steps is not None and steps <= MAX_UNROLLED_STEPS)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
@@ -122,19 +129,62 @@ class LSTM(keras.layers.LSTM):
         projected = tf.einsum("btd,dg->tbg", sequences, kernel)  # (time, batch, 4*units)
         if cell.use_bias:
             projected += tf.cast(cell.bias, sequences.dtype)
-        outputs = []
-        # Steps are read with unstack, never by indexing: the gradient of `projected[t]` would be a full
-        # (time, batch, 4*units) tensor per step.
-        for projected_t in tf.unstack(projected):
-            z = projected_t + tf.matmul(h, recurrent_kernel)  # (batch, 4*units)
-            i, f, g, o = tf.split(z, 4, axis=1)
-            c = cell.recurrent_activation(f) * c + cell.recurrent_activation(i) * cell.activation(g)
-            h = cell.recurrent_activation(o) * cell.activation(c)
-            outputs.append(h)
-        return h, tf.stack(outputs, axis=1), [h, c]  # last output, (batch, time, units), states
+        outputs, h, c = hoisted_recurrence(projected, h, c, recurrent_kernel)
+        return h, outputs, [h, c]  # last output, (batch, time, units), states
 
     def get_config(self):
         return {**super().get_config(), "cpu_kernel": self.cpu_kernel}
+
+
+def hoisted_recurrence(projected, h, c, recurrent_kernel):
+    """The unrolled LSTM recurrence over pre-projected inputs, with its gradient written out.
+
+    Args:
+        projected: `(time, batch, 4*units)`, x_t @ W + b for every step.
+        h, c: `(batch, units)` each, the initial state.
+        recurrent_kernel: `(units, 4*units)`, U in Keras's gate order i, f, g, o.
+
+    Returns:
+        `(outputs, h, c)`: every step's h `(batch, time, units)`, and the last h and c.
+    """
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def recurrence(projected, h0, c0, recurrent_kernel):
+        h, c = h0, c0
+        states, activations = [h0], []  # h_{t-1} for U's gradient; (c_{t-1}, i, f, g, o, tanh c_t) per step
+        # Steps are read with unstack, never by indexing: the gradient of `projected[t]` would be a full
+        # (time, batch, 4*units) tensor per step.
+        for projected_t in tf.unstack(projected):
+            i, f, g, o = tf.split(projected_t + tf.matmul(h, recurrent_kernel), 4, axis=1)  # (batch, units) each
+            i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+            c_previous, c = c, f * c + i * g
+            tanh_c = tf.tanh(c)
+            h = o * tanh_c
+            states.append(h)
+            activations.append((c_previous, i, f, g, o, tanh_c))
+        outputs = tf.stack(states[1:], axis=1)  # (batch, time, units)
+
+        def gradient(d_outputs, d_h, d_c):
+            d_outputs = tf.unstack(d_outputs, axis=1)  # (batch, units) per step
+            d_z = [None] * len(activations)
+            for t in reversed(range(len(activations))):  # back through time: only dz_t @ U^T in the loop
+                c_previous, i, f, g, o, tanh_c = activations[t]
+                d_h = d_outputs[t] + d_h
+                d_c = d_c + d_h * o * (1 - tanh_c * tanh_c)
+                d_z[t] = tf.concat([d_c * g * i * (1 - i), d_c * c_previous * f * (1 - f), d_c * i * (1 - g * g),
+                                    d_h * tanh_c * o * (1 - o)], axis=1)  # (batch, 4*units), gates i, f, g, o
+                d_h = tf.matmul(d_z[t], recurrent_kernel, transpose_b=True)  # (batch, units)
+                d_c = d_c * f
+            d_z = tf.stack(d_z)  # (time, batch, 4*units)
+            h_previous = tf.stack(states[:-1])  # (time, batch, units)
+            d_recurrent_kernel = tf.matmul(tf.reshape(h_previous, [-1, h_previous.shape[-1]]),
+                                           tf.reshape(d_z, [-1, d_z.shape[-1]]), transpose_a=True)  # (units, 4*units)
+            return d_z, d_h, d_c, d_recurrent_kernel
+
+        return (outputs, h, c), gradient
+
+    return recurrence(projected, h, c, recurrent_kernel)
 
 
 # What Keras's fused cuDNN kernel needs of a layer (keras.src.backend.tensorflow.rnn.cudnn_ok).
