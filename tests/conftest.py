@@ -88,8 +88,14 @@ def trained_run(tmp_path_factory, worker_id, ptb_dir):
     run_dir = shared / "ptb_slice"
     with open(shared / "ptb_slice.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if (shared / "ptb_slice.failed").exists():  # not again into a half-written run directory
+            pytest.fail("the shared PTB-slice run failed to train in another test worker (see its error)")
         if not (shared / "ptb_slice.trained").exists():
-            _train_ptb_slice(run_dir, ptb_dir)
+            try:
+                _train_ptb_slice(run_dir, ptb_dir)
+            except BaseException:
+                (shared / "ptb_slice.failed").touch()
+                raise
             (shared / "ptb_slice.trained").touch()
     return run_dir
 

@@ -28,21 +28,30 @@ def pair(units=6, **kwargs):
     return ours, reference
 
 
-def run(layer, x, mask, initial_state):
-    """Outputs, and the gradients of a loss on them with respect to the weights, x and the initial state."""
+def run(layer, x, mask, initial_state, mode="eager"):
+    """Outputs, and the gradients of a loss on them with respect to the weights, x and the initial state:
+    in training, eagerly, traced (`tf.function`) or compiled with XLA."""
     x = tf.constant(x)
     initial_state = None if initial_state is None else [tf.constant(s) for s in initial_state]
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch([x] + (initial_state or []))
-        outputs = layer(x, mask=mask, initial_state=initial_state)
-        loss = (tf.reduce_sum(outputs[0] * np.arange(outputs[0].shape[-1])) + tf.reduce_sum(outputs[1] ** 2)
-                + tf.reduce_sum(outputs[2]))  # every step's h, the last h and the last c
-    gradients = tape.gradient(loss, layer.trainable_variables + [x] + (initial_state or []))
+
+    def outputs_and_gradients():
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch([x] + (initial_state or []))
+            outputs = layer(x, mask=mask, initial_state=initial_state, training=True)
+            outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+            loss = tf.reduce_sum(outputs[0] * np.arange(outputs[0].shape[-1]))
+            if len(outputs) == 3:  # every step's h, the last h and the last c
+                loss += tf.reduce_sum(outputs[1] ** 2) + tf.reduce_sum(outputs[2])
+        return outputs, tape.gradient(loss, layer.trainable_variables + [x] + (initial_state or []))
+
+    if mode != "eager":
+        outputs_and_gradients = tf.function(outputs_and_gradients, jit_compile=mode == "xla")
+    outputs, gradients = outputs_and_gradients()
     return [np.asarray(o) for o in outputs], [np.asarray(g) for g in gradients]
 
 
-@pytest.mark.parametrize("go_backwards", [False, True])
-def test_hoisted_kernel_equals_keras_outputs_states_and_gradients(go_backwards):
+@pytest.mark.parametrize("go_backwards, mode", [(False, "eager"), (True, "eager"), (False, "graph"), (True, "xla")])
+def test_hoisted_kernel_equals_keras_outputs_states_and_gradients(go_backwards, mode):
     """The written-out gradient (hoisted_recurrence) equals TF's autodiff of Keras's loop: weights, x, h0, c0."""
     rng = np.random.RandomState(0)
     ours, reference = pair(go_backwards=go_backwards)
@@ -53,9 +62,22 @@ def test_hoisted_kernel_equals_keras_outputs_states_and_gradients(go_backwards):
     reference.set_weights([w * 3 for w in ours.get_weights()])  # larger weights: saturating gates too
     ours.set_weights(reference.get_weights())
     assert ours.uses_hoisted_kernel(7)
-    (outputs, gradients), (expected, expected_gradients) = run(ours, x, None, state), run(reference, x, None, state)
+    (outputs, gradients), (expected, expected_gradients) = (run(ours, x, None, state, mode),
+                                                            run(reference, x, None, state, mode))
     assert len(gradients) == 6  # kernel, recurrent kernel, bias, x, h0, c0
     for got, want in zip(outputs + gradients, expected + expected_gradients):
+        np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_hoisted_kernel_gradient_of_the_last_output_alone():
+    """return_sequences=False: the gradient reaches the weights through the last h only (the others get zeros)."""
+    rng = np.random.RandomState(4)
+    ours, reference = LSTM(6), keras.layers.LSTM(6)
+    x = rng.randn(3, 7, 5).astype("float32")
+    ours.build(x.shape)
+    reference.build(x.shape)
+    reference.set_weights(ours.get_weights())
+    for got, want in zip(*(sum(run(layer, x, None, None, "graph"), []) for layer in (ours, reference))):
         np.testing.assert_allclose(got, want, atol=2e-5)
 
 

@@ -11,11 +11,11 @@ per-iteration loop overhead on every op. On a CPU this layer instead
 
 the input projection hoisted out of the recurrence as cuDNN itself does
 (Appleyard et al. 2016, "Optimizing performance of recurrent neural networks
-on GPUs"), and the loop unrolled: no `tf.while_loop` overhead per op. Its
-gradient is written out (`hoisted_recurrence`) so that, as in that paper,
+on GPUs"), and the loop unrolled: no `tf.while_loop` overhead per op. In
+training its gradient is written out (`hoisted_recurrence`) so that, as in that paper,
 the backward pass runs only dz_t -> dh_{t-1} in the loop and the gradient of
 U is ONE matmul over all steps, [h_0 .. h_{T-1}]^T @ [dz_1 .. dz_T], instead
-of TF's per-step outer products summed afterwards. It
+of TF's per-step outer products summed afterwards. The kernel
 runs on unmasked inputs whose number of steps is known when tracing, at most
 `MAX_UNROLLED_STEPS`: the truncated-BPTT windows of language-model training.
 Padded batches (the classifiers', whose lengths also vary from batch to
@@ -36,7 +36,7 @@ import keras
 import numpy as np
 
 # Longer (or unknown: a batch shape that varies) lengths run Keras's own loop. A hoisted projection in a
-# tf.while_loop measured no faster than Keras's loop at 2x200 (BENCHMARKS.md): the gain is the unrolling.
+# tf.while_loop measured no faster than Keras's loop at 2x200 (BENCHMARKS.md): the unrolling is what gains there.
 MAX_UNROLLED_STEPS = 128
 CPU_KERNELS = ("hoisted", "keras")
 
@@ -129,44 +129,39 @@ class LSTM(keras.layers.LSTM):
         projected = tf.einsum("btd,dg->tbg", sequences, kernel)  # (time, batch, 4*units)
         if cell.use_bias:
             projected += tf.cast(cell.bias, sequences.dtype)
-        outputs, h, c = hoisted_recurrence(projected, h, c, recurrent_kernel)
+        outputs, h, c = hoisted_recurrence(projected, h, c, recurrent_kernel, training=bool(training))
         return h, outputs, [h, c]  # last output, (batch, time, units), states
 
     def get_config(self):
         return {**super().get_config(), "cpu_kernel": self.cpu_kernel}
 
 
-def hoisted_recurrence(projected, h, c, recurrent_kernel):
-    """The unrolled LSTM recurrence over pre-projected inputs, with its gradient written out.
+def hoisted_recurrence(projected, h, c, recurrent_kernel, training=True):
+    """The unrolled LSTM recurrence over pre-projected inputs, with its gradient written out for training.
 
     Args:
         projected: `(time, batch, 4*units)`, x_t @ W + b for every step.
         h, c: `(batch, units)` each, the initial state.
         recurrent_kernel: `(units, 4*units)`, U in Keras's gate order i, f, g, o.
+        training: True: with the written-out gradient. False (inference): plain
+            ops, which TF differentiates itself if asked. TF registers a traced
+            function's custom gradient globally and never frees it (with the
+            graph it holds), so it is kept to the few traces of training.
 
     Returns:
         `(outputs, h, c)`: every step's h `(batch, time, units)`, and the last h and c.
     """
     import tensorflow as tf
 
+    if not training:
+        return _unrolled_steps(projected, h, c, recurrent_kernel)[:3]
+
     @tf.custom_gradient
     def recurrence(projected, h0, c0, recurrent_kernel):
-        h, c = h0, c0
-        states, activations = [h0], []  # h_{t-1} for U's gradient; (c_{t-1}, i, f, g, o, tanh c_t) per step
-        # Steps are read with unstack, never by indexing: the gradient of `projected[t]` would be a full
-        # (time, batch, 4*units) tensor per step.
-        for projected_t in tf.unstack(projected):
-            i, f, g, o = tf.split(projected_t + tf.matmul(h, recurrent_kernel), 4, axis=1)  # (batch, units) each
-            i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
-            c_previous, c = c, f * c + i * g
-            tanh_c = tf.tanh(c)
-            h = o * tanh_c
-            states.append(h)
-            activations.append((c_previous, i, f, g, o, tanh_c))
-        outputs = tf.stack(states[1:], axis=1)  # (batch, time, units)
+        outputs, h, c, states, activations = _unrolled_steps(projected, h0, c0, recurrent_kernel)
 
         def gradient(d_outputs, d_h, d_c):
-            d_outputs = tf.unstack(d_outputs, axis=1)  # (batch, units) per step
+            d_outputs = tf.unstack(d_outputs, num=len(activations), axis=1)  # (batch, units) per step
             d_z = [None] * len(activations)
             for t in reversed(range(len(activations))):  # back through time: only dz_t @ U^T in the loop
                 c_previous, i, f, g, o, tanh_c = activations[t]
@@ -185,6 +180,25 @@ def hoisted_recurrence(projected, h, c, recurrent_kernel):
         return (outputs, h, c), gradient
 
     return recurrence(projected, h, c, recurrent_kernel)
+
+
+def _unrolled_steps(projected, h, c, recurrent_kernel):
+    """`hoisted_recurrence`'s forward pass: `(outputs, h, c)`, plus [h_0 .. h_T] and each step's
+    (c_{t-1}, i, f, g, o, tanh c_t) for the gradient."""
+    import tensorflow as tf
+
+    states, activations = [h], []
+    # Steps are read with unstack, never by indexing: were TF to differentiate this (inference), the gradient
+    # of `projected[t]` would be a full (time, batch, 4*units) tensor per step.
+    for projected_t in tf.unstack(projected):
+        i, f, g, o = tf.split(projected_t + tf.matmul(h, recurrent_kernel), 4, axis=1)  # (batch, units) each
+        i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+        c_previous, c = c, f * c + i * g
+        tanh_c = tf.tanh(c)
+        h = o * tanh_c
+        states.append(h)
+        activations.append((c_previous, i, f, g, o, tanh_c))
+    return tf.stack(states[1:], axis=1), h, c, states, activations  # outputs (batch, time, units)
 
 
 # What Keras's fused cuDNN kernel needs of a layer (keras.src.backend.tensorflow.rnn.cudnn_ok).
