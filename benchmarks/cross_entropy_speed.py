@@ -16,12 +16,12 @@ checks that all give the same gradient.
 import argparse
 import os
 import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from torch_reference import time_call  # noqa: E402  (imports torch only where its runners run)
 
 from textlstm.models.language_model import softmax_cross_entropy  # noqa: E402
 from textlstm.reports import markdown_table  # noqa: E402
@@ -68,10 +68,8 @@ def main():
     milliseconds = {name: [] for name in variants}
     for _ in range(args.repetitions):
         for name, function in variants.items():
-            start = time.perf_counter()
-            for _ in range(args.calls):
-                function().numpy()
-            milliseconds[name].append((time.perf_counter() - start) / args.calls * 1000)
+            seconds = time_call(lambda: [function().numpy() for _ in range(args.calls)])
+            milliseconds[name].append(seconds / args.calls * 1000)
     print(f"CPU: {cpu_description()}; TF {tf.__version__}; logits ({args.tokens}, {args.vocabulary})")
     print(markdown_table([{"variant": name, "ms (median)": statistics.median(times),
                            "spread": f"{min(times):.1f}-{max(times):.1f}"}

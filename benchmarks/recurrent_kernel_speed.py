@@ -24,13 +24,13 @@ that all give the same gradients.
 import argparse
 import os
 import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from torch_reference import time_call  # noqa: E402  (imports torch only where its runners run)
 
 from textlstm.models.recurrent import hoisted_recurrence  # noqa: E402
 from textlstm.reports import markdown_table  # noqa: E402
@@ -95,9 +95,7 @@ def main():
         milliseconds = {name: [] for name in variants}
         for _ in range(args.repetitions):
             for name, function in variants.items():
-                start = time.perf_counter()
-                [g.numpy() for g in function()]
-                milliseconds[name].append((time.perf_counter() - start) * 1000)
+                milliseconds[name].append(time_call(lambda: [g.numpy() for g in function()]) * 1000)
         for name, times in milliseconds.items():
             rows.append({"hidden": hidden, "variant": name, "ms (median)": round(statistics.median(times), 1),
                          "spread": f"{min(times):.1f}-{max(times):.1f}"})
