@@ -103,6 +103,10 @@ def test_shipped_configs_load_by_path_and_by_name():
     ({"discriminative_lr_factor": 0.5}, r"`discriminative_lr_factor` must be in \[1.0, 100.0\], received 0.5"),
     ({"cross_validation_folds": 10}, r"`cross_validation_folds` must be 0 for dataset='sst2_glue'"),
     ({"seed": -1}, r"`seed` must be in \[0, 4294967295\], received -1"),
+    ({"ensemble_size": 0}, r"`ensemble_size` must be positive, received 0"),
+    ({"dataset": "mr", "cross_validation_folds": 2, "ensemble_size": 2},
+     r"`ensemble_size` must be 1 with cross-validation .*received ensemble_size=2, cross_validation_folds=2"),
+    ({"seed": 4294967295, "ensemble_size": 2}, r"`ensemble_size` gives members seeds up to .*seed=4294967295"),
 ])
 def test_sentiment_config_checks(values, message):
     with pytest.raises(ValueError, match=message):

@@ -8,6 +8,7 @@ import pytest
 
 from textlstm.cli import main
 from textlstm.config import SentimentConfig, config_from_dict
+from textlstm.data import read_sentiment_dataset
 from textlstm.recipes.language_model import load_language_model
 from textlstm.recipes.sentiment import load_classifier, train_sentiment
 
@@ -97,6 +98,58 @@ def test_mr_cross_validation_writes_one_run_per_fold(shared_data, tmp_path):
     for fold in (1, 2):
         fold_metrics = json.loads((tmp_path / "mr" / f"fold_{fold}" / "metrics.json").read_text())
         assert fold_metrics["test_examples"] == 300  # 600 sentences, half of each label in each fold
+    keras.backend.clear_session()
+
+
+def test_an_ensemble_run_trains_its_members_once_and_predicts_their_mean(shared_data, tmp_path, capsys,
+                                                                        monkeypatch):
+    import textlstm.recipes.sentiment as recipe
+
+    run_dir = tmp_path / "ensemble"
+    train = ["train", "classifier", f"data_dir={shared_data}", f"run_dir={run_dir}", *TINY, "max_train_lines=1000",
+             "epochs=1", "ensemble_size=2", "time_budget_minutes=30"]
+
+    def crash(model, run):
+        raise RuntimeError("simulated crash after the members trained")
+
+    monkeypatch.setattr(recipe, "save_model", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        main(train)
+    monkeypatch.undo()
+    member_weights = [(run_dir / f"member_{k}" / "model.keras").read_bytes() for k in (1, 2)]
+    assert main(train) == 0  # the re-run trains no member again: it builds, saves and tests the ensemble
+    assert [(run_dir / f"member_{k}" / "model.keras").read_bytes() for k in (1, 2)] == member_weights
+    assert "sst2_glue: test accuracy" in capsys.readouterr().out
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    members = [load_classifier(str(run_dir / f"member_{k}")) for k in (1, 2)]
+    member_configs = [json.loads((run_dir / f"member_{k}" / "config.json").read_text()) for k in (1, 2)]
+    assert [(c["seed"], c["time_budget_minutes"]) for c in member_configs] == [(1234, 15.0), (1235, 15.0)]
+    assert (members[1].preprocessor.tokenizer.get_vocabulary()  # member 2 took member 1's tokenizer
+            == members[0].preprocessor.tokenizer.get_vocabulary())
+    assert metrics["member_test_accuracies"] == [
+        json.loads((run_dir / f"member_{k}" / "metrics.json").read_text())["test_accuracy"] for k in (1, 2)]
+    test = read_sentiment_dataset("sst2_glue", "test", str(shared_data))
+    mean = np.mean([member.predict(test.texts).probabilities for member in members], axis=0)  # (872, 2)
+    assert metrics["test_accuracy"] == pytest.approx(float(np.mean(mean.argmax(axis=1) == np.array(test.labels))))
+    assert "2 members" in (run_dir / "report.md").read_text()
+
+    texts = ["a gorgeous , witty , seductive movie .", "the plot is dull and the acting is worse ."]
+    capsys.readouterr()
+    assert main(["predict", "--run-dir", str(run_dir), "--format", "jsonl", *texts]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = np.mean([member.predict(texts).probabilities for member in members], axis=0)
+    np.testing.assert_allclose([[row["probabilities"][name] for name in ("negative", "positive")] for row in rows],
+                               expected, atol=1e-5)
+    assert main(["inspect", "--run-dir", str(run_dir), "a film"]) == 2
+    assert "inspect one of them, e.g. --run-dir" in capsys.readouterr().err
+
+    assert main(train) == 2  # finished: nothing asks for more
+    assert "holds a finished run; raise epochs" in capsys.readouterr().err
+    assert main(["train", "classifier", "--run-dir", str(run_dir), "epochs=2"]) == 0  # continues every member
+    for k in (1, 2):
+        assert json.loads((run_dir / f"member_{k}" / "progress.json").read_text())["epochs_done"] == 2
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == [2, 2]
     keras.backend.clear_session()
 
 

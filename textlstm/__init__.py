@@ -33,6 +33,7 @@ if keras.backend.backend() == "tensorflow":
     )
     from textlstm.models import (
         AgreementClassifier,
+        ClassifierEnsemble,
         LanguageModel,
         SentimentClassifier,
         TextClassifier,

@@ -15,7 +15,7 @@
     textlstm probe minimal-pairs|syntaxgym|number|templates (--run-dir R | --saved-model D)
                                                  agreement probes; reports under R/probes/ or --output-dir
     textlstm probe units --run-dir R             diagnostic classifiers, number units: ablation, patching
-    textlstm inspect --run-dir R TEXT ...        every gate of any run's model: .npz arrays + heatmaps
+    textlstm inspect --run-dir R TEXT ...        every gate of a run's model (an ensemble's: of a member)
 """
 
 import argparse
@@ -115,7 +115,9 @@ def cmd_train_classifier(args):
     print(f"run directory: {config.run_dir}")
     print(f"{config.dataset}: {accuracy_summary(metrics)}")
     if "train_seconds" in metrics:
-        print(f"training: {metrics.get('epochs', '-')} epochs, {metrics['train_seconds']:.0f} s")
+        epochs = metrics.get("epochs", "-")
+        epochs = " + ".join(map(str, epochs)) if isinstance(epochs, list) else epochs  # an ensemble's, per member
+        print(f"training: {epochs} epochs, {metrics['train_seconds']:.0f} s")
     if not config.cross_validation_folds:
         print(f"report: {os.path.join(config.run_dir, 'report.md')}")
 

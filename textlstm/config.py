@@ -238,6 +238,7 @@ class SentimentConfig(RunConfig):
     dropout: float = setting(0.5, Range(0, 1, high_open=True))  # Kim (2014) and Tai et al. (2015): 0.5.
     pooling: str = setting("concat", Choice("final", "max", "mean", "concat"))  # "concat" = [final, max, mean] (ULMFiT).
     class_weights: bool = setting(False)  # Weight classes by inverse frequency (for skewed label sets).
+    ensemble_size: int = setting(1, Positive())  # >1: members with seeds seed, seed+1, ..., each within time_budget_minutes / ensemble_size; the run predicts their mean probabilities (Lakshminarayanan et al. 2017).
 
     optimizer: str = setting("adam", Choice("adam", "sgd"))
     learning_rate: float = setting(2e-3, Positive(), continuable=True)  # Adam, batch 64.
@@ -264,6 +265,14 @@ class SentimentConfig(RunConfig):
                              f"which has train/dev/test splits, received {self.cross_validation_folds}.")
         if self.cross_validation_folds == 1:
             raise ValueError(f"{source}: field `cross_validation_folds` must be 0 or at least 2, received 1.")
+        if self.ensemble_size > 1 and self.cross_validation_folds:
+            raise ValueError(f"{source}: field `ensemble_size` must be 1 with cross-validation (each fold is one "
+                             f"classifier), received ensemble_size={self.ensemble_size}, cross_validation_folds="
+                             f"{self.cross_validation_folds}.")
+        if self.seed + self.ensemble_size - 1 > 2**32 - 1:
+            raise ValueError(f"{source}: field `ensemble_size` gives members seeds up to seed + ensemble_size - 1, "
+                             f"which must stay <= {2**32 - 1}, received seed={self.seed}, "
+                             f"ensemble_size={self.ensemble_size}.")
         if self.pretrained_backward_lm and not self.pretrained_lm:
             raise ValueError(f"{source}: field `pretrained_backward_lm` needs `pretrained_lm` too, received "
                              f"pretrained_backward_lm={self.pretrained_backward_lm!r}, pretrained_lm=''.")

@@ -28,7 +28,8 @@ without start or end token, right padded, and `lengths`, int32 `[None]`):
   `mean_surprisal` (bits), `truncated`; `next_token`: the top `top_k` next
   tokens after each prefix (`top_ids`, `top_tokens`, `top_probabilities`,
   `truncated`); `ids`: the scores without spans.
-- classifiers: `serving_default` and `ids`: `probabilities`, `label_id`,
+- classifiers (and `ClassifierEnsemble`s of them, one graph holding every
+  member): `serving_default` and `ids`: `probabilities`, `label_id`,
   `label`, `truncated` (and `plural_probability` for the agreement
   classifier).
 
@@ -54,7 +55,7 @@ import keras
 import tensorflow as tf
 
 from textlstm import serving
-from textlstm.models import AgreementClassifier, LanguageModel, TextClassifier
+from textlstm.models import AgreementClassifier, ClassifierEnsemble, LanguageModel, TextClassifier
 from textlstm.runs import fsync, fsync_tree, write_json
 from textlstm.tokenizers import BOS_ID, PAD_ID, WordTokenizer
 
@@ -145,7 +146,8 @@ def _language_model_signatures(lm, top_k, max_text_bytes):
 
 def _classifier_signatures(classifier, max_text_bytes):
     label_names = tf.constant(classifier.label_names)
-    plural = classifier.label_names.index("plural") if isinstance(classifier, AgreementClassifier) else None
+    first = classifier.members[0] if isinstance(classifier, ClassifierEnsemble) else classifier  # members: one class
+    plural = classifier.label_names.index("plural") if isinstance(first, AgreementClassifier) else None
     preprocessor = classifier.preprocessor
     max_tokens = preprocessor.sequence_length
 
@@ -186,9 +188,10 @@ def signatures(model, top_k=10, max_text_bytes=MAX_TEXT_BYTES):
         if not isinstance(top_k, int) or not 0 < top_k <= largest:
             raise ValueError(f"`top_k` must be an int in [1, {largest}], received {top_k!r}.")
         return _language_model_signatures(model, top_k, max_text_bytes)
-    if isinstance(model, TextClassifier):
+    if isinstance(model, (TextClassifier, ClassifierEnsemble)):
         return _classifier_signatures(model, max_text_bytes)
-    raise ValueError(f"`model` must be a LanguageModel or a TextClassifier, received {type(model).__name__}.")
+    raise ValueError(f"`model` must be a LanguageModel, a TextClassifier or a ClassifierEnsemble, received "
+                     f"{type(model).__name__}.")
 
 
 def export_model(model, base_dir, name, description=None, top_k=10, version=None, max_text_bytes=MAX_TEXT_BYTES):
@@ -198,7 +201,8 @@ def export_model(model, base_dir, name, description=None, top_k=10, version=None
     renamed into place when complete; `model` is not changed.
 
     Args:
-        model: a `LanguageModel`, `SentimentClassifier`, `AgreementClassifier` (any `TextClassifier`).
+        model: a `LanguageModel`, `SentimentClassifier`, `AgreementClassifier` (any `TextClassifier`), or a
+            `ClassifierEnsemble` of them.
         base_dir: the folder of model names (TF Serving's base paths), e.g. "saved_models".
         name: the model's name, a folder of `base_dir`.
         description: dict of facts kept in `assets.extra/` (the run, its metrics).

@@ -19,3 +19,4 @@ if keras.backend.backend() == "tensorflow":
         transfer_language_model,
     )
     from textlstm.models.agreement import AgreementClassifier
+    from textlstm.models.ensemble import ClassifierEnsemble

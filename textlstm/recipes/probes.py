@@ -16,7 +16,7 @@ import logging
 import os
 
 from textlstm.data.number_agreement import read_number_items
-from textlstm.models import LanguageModel
+from textlstm.models import ClassifierEnsemble, LanguageModel
 from textlstm.probes import diagnostic, gates, minimal_pairs, number_prediction, number_units, syntaxgym, templates
 from textlstm.probes.scorer import KerasScorer
 from textlstm.recipes.run_steps import load_run_model
@@ -224,7 +224,8 @@ def inspect_run(run_dir, texts, output_dir=None, prepare="auto", units=None, gat
     """Every gate of a run's model (any task) over each text: one `.npz` and one heatmap PNG per layer and direction.
 
     Args:
-        run_dir: a run directory with `model.keras` (language model or classifier).
+        run_dir: a run directory with `model.keras` (language model or classifier; an ensemble run is
+            refused: inspect one of its members, `run_dir/member_k`).
         texts: list of str.
         output_dir: where the files go (default: RUN/inspect).
         prepare: a language model's text preparation ("auto", "ptb", "none",
@@ -237,6 +238,9 @@ def inspect_run(run_dir, texts, output_dir=None, prepare="auto", units=None, gat
         A list (per text) of dicts: text, tokens, arrays (.npz path), heatmaps (PNG paths).
     """
     model = load_run_model(run_dir)
+    if isinstance(model, ClassifierEnsemble):
+        raise ValueError(f"{run_dir} holds an ensemble of {len(model.members)} classifiers; inspect one of them, "
+                         f"e.g. --run-dir {os.path.join(run_dir, 'member_1')}.")
     if isinstance(model, LanguageModel):
         texts = [KerasScorer(model, prepare).prepare(text) for text in texts]
     output_dir = output_dir or os.path.join(run_dir, "inspect")

@@ -11,7 +11,7 @@ import keras
 from textlstm import training
 from textlstm.checkpoints import TrainingCheckpoint, count_batches, resumable_fit
 from textlstm.export import export_model
-from textlstm.models import AgreementClassifier, LanguageModel, LSTMBackbone, SentimentClassifier
+from textlstm.models import AgreementClassifier, ClassifierEnsemble, LanguageModel, LSTMBackbone, SentimentClassifier
 from textlstm.models.task import Task
 from textlstm.models.recurrent import cudnn_report, describe_cudnn_report
 from textlstm.reports import plot_curves
@@ -47,18 +47,20 @@ def check_pretrained(config, field, language_model):
             )
 
 
-def pretrained_tokenizer(run, tokenizer):
+def pretrained_tokenizer(run, tokenizer, source=None):
     """`tokenizer` (a pretrained LM's, or one with its vocabulary), saved into the run.
 
     On a resumed run, the saved one is returned after checking that its
-    vocabulary is still `tokenizer`'s.
+    vocabulary is still `tokenizer`'s. `source` names where `tokenizer`
+    comes from in that error (default: the config's `pretrained_lm`).
     """
     tokenizer_dir = run.file("tokenizer")
     if os.path.exists(os.path.join(tokenizer_dir, "config.json")):
         saved = load_tokenizer(tokenizer_dir)
         if saved.get_vocabulary() != tokenizer.get_vocabulary():
-            raise ValueError(f"run_dir {run.path} was trained with another tokenizer than pretrained_lm's "
-                             f"({run.config.pretrained_lm}) has now; was that LM run replaced?")
+            source = source or f"pretrained_lm's ({run.config.pretrained_lm})"
+            raise ValueError(f"run_dir {run.path} was trained with another tokenizer than {source} has now; "
+                             f"was that run replaced?")
         return saved
     save_tokenizer(tokenizer, tokenizer_dir)
     return tokenizer
@@ -186,7 +188,8 @@ def save_model(model, run, name="model.keras"):
         model.save(tmp_path)
 
 
-TASK_MODELS = {"lm": LanguageModel, "classifier": SentimentClassifier, "agreement": AgreementClassifier}
+TASK_MODELS = {"lm": (LanguageModel,), "classifier": (SentimentClassifier, ClassifierEnsemble),
+               "agreement": (AgreementClassifier,)}
 
 
 def load_run_model(run_dir, task=None, hint=""):
@@ -194,8 +197,9 @@ def load_run_model(run_dir, task=None, hint=""):
 
     Args:
         run_dir: the run directory.
-        task: "lm", "classifier" or "agreement": the task the caller needs;
-            None takes any.
+        task: "lm", "classifier" or "agreement": the task the caller needs
+            (a classifier run's model may be a `ClassifierEnsemble`); None
+            takes any, ensembles included.
         hint: added to the message of a missing model.
 
     Raises:
@@ -213,9 +217,10 @@ def load_run_model(run_dir, task=None, hint=""):
         raise ValueError(f"{path} is not a Keras model file (not a complete zip archive: truncated or "
                          f"overwritten?); train it again with `{train_command}`.")
     model = keras.saving.load_model(path, safe_mode=True)
-    expected = TASK_MODELS.get(task, Task)
+    expected = TASK_MODELS.get(task, (Task, ClassifierEnsemble))
     if not isinstance(model, expected):
-        raise ValueError(f"{path} holds a {type(model).__name__}, not a textlstm {expected.__name__}; give the "
+        names = " or ".join(model_class.__name__ for model_class in expected)
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a textlstm {names}; give the "
                          f"run_dir of a `{train_command}` run.")
     return model
 

@@ -11,6 +11,8 @@
 
 `cross_validation_folds=K` (MR has no test split) trains K runs in
 `run_dir/fold_1 ... fold_K`, each testing on its fold, and reports their mean.
+`ensemble_size=K` trains K runs in `run_dir/member_1 ... member_K` with seeds
+`seed ... seed+K-1`, and `run_dir/model.keras` is their `ClassifierEnsemble`.
 """
 
 import dataclasses
@@ -21,7 +23,7 @@ import keras
 import numpy as np
 
 from textlstm import training
-from textlstm.config import SentimentConfig
+from textlstm.config import SentimentConfig, read_json_object
 from textlstm.data import (
     SENTIMENT_DATASETS,
     cross_validation_folds,
@@ -31,7 +33,7 @@ from textlstm.data import (
     read_tsv_labeled,
 )
 from textlstm.data.sequences import inverse_frequency_weights
-from textlstm.models import SentimentClassifier, transfer_language_model
+from textlstm.models import ClassifierEnsemble, SentimentClassifier, transfer_language_model
 from textlstm.models.classifier import classifier_layer_groups
 from textlstm.models.recurrent import describe_cudnn_report
 from textlstm.preprocessors import ClassifierPreprocessor
@@ -44,10 +46,11 @@ from textlstm.recipes.run_steps import (
     load_run_model,
     prepare_tokenizer,
     pretrained_tokenizer,
+    save_model,
 )
 from textlstm.reports import classification_metrics, write_classification_report
 from textlstm.runs import RunDirectory, read_run_config, write_json
-from textlstm.tokenizers import BOS, UNK_ID
+from textlstm.tokenizers import BOS, UNK_ID, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -122,18 +125,23 @@ def make_optimizer(config, classifier, steps_per_epoch):
     return keras.optimizers.MultiOptimizer(lambda variable: optimizers[group_of[variable.path]])
 
 
-def fit_and_evaluate(config, run, train, valid, test, pretrained):
+def fit_and_evaluate(config, run, train, valid, test, pretrained, shared_tokenizer=None):
     """Trains one classifier in `run` and evaluates it on `test`; returns the metrics dict.
 
     `pretrained` is `load_pretrained(config)`: with a forward LM, the
     classifier takes its tokenizer and start token (the tokenizer fields of
-    the config are not used) and is initialised from it.
+    the config are not used) and is initialised from it. Else
+    `shared_tokenizer` (an earlier ensemble member's), when given, is used
+    instead of training one.
     """
     keras.utils.set_random_seed(config.seed)
     forward_lm, backward_lm = pretrained
     if forward_lm is not None:
         tokenizer = pretrained_tokenizer(run, forward_lm.tokenizer)
         start_token = forward_lm.preprocessor.start_token
+    elif shared_tokenizer is not None:
+        tokenizer = pretrained_tokenizer(run, shared_tokenizer, source="the ensemble's first member")
+        start_token = BOS
     else:
         tokenizer = prepare_tokenizer(run, config, train.texts)
         start_token = BOS
@@ -266,6 +274,67 @@ def cross_validate(config, pretrained):
     return metrics
 
 
+def train_ensemble(config, pretrained):
+    """`ensemble_size` members, each a run of its own, then their `ClassifierEnsemble` tested in `config.run_dir`.
+
+    Member k (`run_dir/member_k/`) is the run `config` describes with seed
+    `seed + k - 1` and `time_budget_minutes / ensemble_size` of training
+    (the budget stays the whole run's); members after the first take member
+    1's tokenizer. Each resumes and continues like any run, so a re-run
+    after a crash trains only the members (and epochs) still missing.
+    """
+    train, valid, test = read_splits(config)
+    run = RunDirectory.open(config)
+    results = []
+    for index in range(1, config.ensemble_size + 1):
+        member_config = dataclasses.replace(
+            config, run_dir=run.file(f"member_{index}"), seed=config.seed + index - 1, ensemble_size=1,
+            time_budget_minutes=config.time_budget_minutes / config.ensemble_size, overwrite=False)
+        member_run = RunDirectory.open(member_config, finished_ok=True)
+        if member_run.finished:
+            results.append(member_run.read_metrics())
+            continue
+        logger.info("ensemble member %d of %d (seed %d)", index, config.ensemble_size, member_config.seed)
+        shared_tokenizer = None if index == 1 else load_tokenizer(run.file("member_1", "tokenizer"))
+        results.append(fit_and_evaluate(member_config, member_run, train, valid, test, pretrained, shared_tokenizer))
+    ensemble = ClassifierEnsemble([load_classifier(run.file(f"member_{index}"))
+                                   for index in range(1, config.ensemble_size + 1)])
+    save_model(ensemble, run)
+    seeds = f"{config.seed}-{config.seed + config.ensemble_size - 1}"
+    member_accuracies = ", ".join(f"{result['test_accuracy']:.4f} ({result['stopped_by']})" for result in results)
+    member_protocol = read_json_object(run.file("member_1", "report.json"), "member report").get("protocol", {})
+    protocol = {
+        **{key: value for key, value in member_protocol.items() if key != "prediction"},
+        "ensemble": f"{config.ensemble_size} members (member_1 ... member_{config.ensemble_size}/, seeds {seeds}, "
+                    f"{config.time_budget_minutes / config.ensemble_size:g} minutes of training each at most), "
+                    f"each trained as member_1's lines above say; member test accuracies (what stopped each) "
+                    f"{member_accuracies}",
+        "prediction": "argmax of the members' mean softmax; accuracy interval: Wilson 95%",
+    }
+    report = evaluate_examples(ensemble, test, run.path, title=f"{config.dataset} {test.source}, ensemble",
+                               protocol=protocol)
+    metrics = {
+        "dataset": config.dataset,
+        "test_file": test.source,
+        "ensemble_size": config.ensemble_size,
+        "test_accuracy": report["accuracy"],
+        "test_accuracy_interval": report["accuracy_interval"],
+        "test_macro_f1": report["macro_f1"],
+        "majority_class_accuracy": report["majority_class_accuracy"],
+        "member_test_accuracies": [result["test_accuracy"] for result in results],
+        "member_stopped_by": [result["stopped_by"] for result in results],
+        "test_examples": len(test),
+        "train_examples": len(train),
+        "epochs": [result["epochs"] for result in results],
+        "train_seconds": sum(result["train_seconds"] for result in results),
+        "fit_seconds": sum(result["fit_seconds"] for result in results),
+    }
+    run.finish(metrics)
+    logger.info("%s: ensemble test accuracy %.4f (members %s)", run.path, report["accuracy"],
+                metrics["member_test_accuracies"])
+    return metrics
+
+
 def pooled_report(tested, directory, title):
     """One report over every fold's test examples, each predicted by its own fold's model."""
     texts, labels, label_ids, probabilities, lengths = [], [], [], [], []
@@ -293,13 +362,18 @@ def train_sentiment(config):
     pretrained = load_pretrained(config)
     if config.cross_validation_folds:
         return cross_validate(config, pretrained)
+    if config.ensemble_size > 1:
+        return train_ensemble(config, pretrained)
     train, valid, test = read_splits(config)
     run = RunDirectory.open(config)
     return fit_and_evaluate(config, run, train, valid, test, pretrained)
 
 
 def load_classifier(run_dir):
-    """The `model.keras` of a classifier run (safe_mode: no Lambda, no pickle)."""
+    """The `model.keras` of a classifier run (safe_mode: no Lambda, no pickle).
+
+    A `SentimentClassifier`, or the `ClassifierEnsemble` of an `ensemble_size` > 1 run.
+    """
     fold = os.path.join(run_dir, "fold_1", "model.keras")
     hint = f" (a cross-validation run: its models are in {run_dir}/fold_K/)" if os.path.exists(fold) else ""
     return load_run_model(run_dir, "classifier", hint)
