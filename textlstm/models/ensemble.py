@@ -7,8 +7,9 @@
 Members trained alike from different random initialisations (and dropout
 draws) make errors that partly cancel when their probabilities are averaged
 (Hansen & Salamon 1990; Lakshminarayanan et al. 2017, "deep ensembles").
-The members share one tokenizer and framing, so the ensemble takes the same
-ids (or strings) as each of them, and exports to one SavedModel.
+The members prepare text alike (equal vocabularies and framing), so the
+ensemble takes the same ids (or strings) as each of them, and exports to one
+SavedModel.
 """
 
 import keras
