@@ -35,6 +35,12 @@ def test_predicts_the_mean_of_its_members():
     ids = members[0].preprocessor(tf.constant(texts))
     np.testing.assert_allclose(ensemble(ids), expected, atol=1e-6)  # on ids too
     np.testing.assert_allclose(ensemble.predict(ids, verbose=0), expected, atol=1e-6)
+    def shuffled():  # each pass over it comes in another order
+        return tf.data.Dataset.from_tensor_slices(ids).shuffle(8, seed=0, reshuffle_each_iteration=True).batch(2)
+
+    order = np.concatenate(list(shuffled().as_numpy_iterator()))  # a fresh copy's first pass
+    np.testing.assert_allclose(ensemble.predict(shuffled(), verbose=0),  # read once, so in that order
+                               np.mean([m.predict(order, verbose=0) for m in members], axis=0), atol=1e-6)
     empty = ensemble.predict([])
     assert empty.labels == [] and empty.probabilities.shape == (0, 2)
 
@@ -75,7 +81,8 @@ def test_members_must_agree():
         ClassifierEnsemble([member(1), other_labels])
     with pytest.raises(ValueError, match="member 1 has sequence_length 3, member 0 128"):
         ClassifierEnsemble([member(1), member(2, sequence_length=3)])
-    with pytest.raises(ValueError, match="member 2 has tokenizer vocabulary of 6 tokens, member 0 of 16 tokens"):
+    with pytest.raises(ValueError, match=r"member 2 has tokenizer vocabulary of 6 tokens \(id 4: \['other'\]\), "
+                                         r"member 0 of 16 tokens \(id 4: \['a'\]\)"):
         ClassifierEnsemble([member(1), member(2), member(3, texts=["other words"])])
     with pytest.raises(ValueError, match="member 1 has preprocessor None, member 0 ClassifierPreprocessor"):
         ClassifierEnsemble([member(1), member(2, preprocessor=False)])

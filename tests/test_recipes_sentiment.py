@@ -103,6 +103,7 @@ def test_mr_cross_validation_writes_one_run_per_fold(shared_data, tmp_path):
 
 def test_an_ensemble_run_trains_its_members_once_and_predicts_their_mean(shared_data, tmp_path, capsys,
                                                                         monkeypatch):
+    import textlstm.recipes.run_steps as run_steps
     import textlstm.recipes.sentiment as recipe
 
     run_dir = tmp_path / "ensemble"
@@ -112,10 +113,19 @@ def test_an_ensemble_run_trains_its_members_once_and_predicts_their_mean(shared_
     def crash(model, run):
         raise RuntimeError("simulated crash after the members trained")
 
+    trained_tokenizers = []
+
+    def counting_train_tokenizer(*args, **kwargs):
+        trained_tokenizers.append(args)
+        return real_train_tokenizer(*args, **kwargs)
+
+    real_train_tokenizer = run_steps.train_tokenizer
+    monkeypatch.setattr(run_steps, "train_tokenizer", counting_train_tokenizer)
     monkeypatch.setattr(recipe, "save_model", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         main(train)
     monkeypatch.undo()
+    assert len(trained_tokenizers) == 1  # member 2 took member 1's
     member_weights = [(run_dir / f"member_{k}" / "model.keras").read_bytes() for k in (1, 2)]
     assert main(train) == 0  # the re-run trains no member again: it builds, saves and tests the ensemble
     assert [(run_dir / f"member_{k}" / "model.keras").read_bytes() for k in (1, 2)] == member_weights
@@ -125,8 +135,6 @@ def test_an_ensemble_run_trains_its_members_once_and_predicts_their_mean(shared_
     members = [load_classifier(str(run_dir / f"member_{k}")) for k in (1, 2)]
     member_configs = [json.loads((run_dir / f"member_{k}" / "config.json").read_text()) for k in (1, 2)]
     assert [(c["seed"], c["time_budget_minutes"]) for c in member_configs] == [(1234, 15.0), (1235, 15.0)]
-    assert (members[1].preprocessor.tokenizer.get_vocabulary()  # member 2 took member 1's tokenizer
-            == members[0].preprocessor.tokenizer.get_vocabulary())
     assert metrics["member_test_accuracies"] == [
         json.loads((run_dir / f"member_{k}" / "metrics.json").read_text())["test_accuracy"] for k in (1, 2)]
     test = read_sentiment_dataset("sst2_glue", "test", str(shared_data))

@@ -15,7 +15,7 @@
     textlstm probe minimal-pairs|syntaxgym|number|templates (--run-dir R | --saved-model D)
                                                  agreement probes; reports under R/probes/ or --output-dir
     textlstm probe units --run-dir R             diagnostic classifiers, number units: ablation, patching
-    textlstm inspect --run-dir R TEXT ...        every gate of a run's model (an ensemble's: of a member)
+    textlstm inspect --run-dir R TEXT ...        every gate of a run's model (of an ensemble: R/member_K)
 """
 
 import argparse

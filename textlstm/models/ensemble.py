@@ -12,6 +12,8 @@ ensemble takes the same ids (or strings) as each of them, and exports to one
 SavedModel.
 """
 
+import hashlib
+
 import keras
 import numpy as np
 from keras import ops
@@ -92,19 +94,20 @@ class ClassifierEnsemble(keras.Model):
         """The members' mean class probabilities of ids, or labelled predictions of strings.
 
         Args:
-            x: a list (or tuple) of strings, which each member's preprocessor
-                turns into ids; or anything `keras.Model.predict` takes (ids
-                `(batch, time)`, a dataset of them).
-            batch_size, verbose, **kwargs: passed to each member's
-                `TextClassifier.predict`.
+            x: a list (or tuple) of strings, which each member's `predict`
+                tokenizes; or anything `keras.Model.predict` takes (ids
+                `(batch, time)`, a dataset of them), read once and fed to
+                every member.
+            batch_size, verbose, **kwargs: as `TextClassifier.predict`'s.
 
         Returns:
             For strings, a `ClassifierPredictions` of the mean probabilities;
             otherwise the mean probabilities `(n, num_classes)`.
         """
+        texts = isinstance(x, str) or (isinstance(x, (list, tuple)) and all(isinstance(text, str) for text in x))
+        if not texts:  # one pass of `call`, which averages: a generator or a reshuffling dataset is read once
+            return super().predict(x, batch_size=batch_size, verbose=verbose, **kwargs)  # (n, num_classes)
         outputs = [member.predict(x, batch_size=batch_size, verbose=verbose, **kwargs) for member in self.members]
-        if not isinstance(outputs[0], ClassifierPredictions):
-            return np.mean(outputs, axis=0)  # (n, num_classes)
         probabilities = np.mean([output.probabilities for output in outputs], axis=0)  # (n, num_classes)
         label_ids = np.argmax(probabilities, axis=-1)  # (n,)
         return ClassifierPredictions(texts=outputs[0].texts, label_ids=label_ids,
@@ -141,7 +144,16 @@ def _framing_differences(member, first):
         differences["tokenizer"] = tuple(kinds)
     # None while a saved ensemble loads (tokenizers get their vocabularies after construction); the members
     # were compared when the ensemble was first built.
-    sizes = [tokenizer_vocabulary_size(tokenizer) for tokenizer in tokenizers]
-    if None not in sizes and tokenizers[0].get_vocabulary() != tokenizers[1].get_vocabulary():
-        differences["tokenizer vocabulary"] = tuple(f"of {size} tokens" for size in sizes)
+    if None in [tokenizer_vocabulary_size(tokenizer) for tokenizer in tokenizers]:
+        return differences
+    vocabularies = [tokenizer.get_vocabulary() for tokenizer in tokenizers]
+    if vocabularies[0] != vocabularies[1]:
+        first_difference = next((i for i, (a, b) in enumerate(zip(*vocabularies)) if a != b),
+                                min(map(len, vocabularies)))
+        differences["tokenizer vocabulary"] = tuple(
+            f"of {len(vocabulary)} tokens (id {first_difference}: {vocabulary[first_difference:first_difference + 1]})"
+            for vocabulary in vocabularies)
+    protos = [getattr(tokenizer, "proto", None) for tokenizer in tokenizers]  # SentencePiece: normalisation too
+    if None not in protos and protos[0] != protos[1]:
+        differences["SentencePiece model"] = tuple(f"sha1 {hashlib.sha1(proto).hexdigest()[:10]}" for proto in protos)
     return differences

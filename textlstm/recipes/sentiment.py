@@ -140,7 +140,7 @@ def fit_and_evaluate(config, run, train, valid, test, pretrained, shared_tokeniz
         tokenizer = pretrained_tokenizer(run, forward_lm.tokenizer)
         start_token = forward_lm.preprocessor.start_token
     elif shared_tokenizer is not None:
-        tokenizer = pretrained_tokenizer(run, shared_tokenizer, source="the ensemble's first member")
+        tokenizer = pretrained_tokenizer(run, shared_tokenizer, source="member_1/tokenizer")
         start_token = BOS
     else:
         tokenizer = prepare_tokenizer(run, config, train.texts)
@@ -301,14 +301,15 @@ def train_ensemble(config, pretrained):
                                    for index in range(1, config.ensemble_size + 1)])
     save_model(ensemble, run)
     seeds = f"{config.seed}-{config.seed + config.ensemble_size - 1}"
+    budget = (f"at most {config.time_budget_minutes / config.ensemble_size:.1f} minutes of training each"
+              if config.time_budget_minutes else "no time budget")
     member_accuracies = ", ".join(f"{result['test_accuracy']:.4f} ({result['stopped_by']})" for result in results)
     member_protocol = read_json_object(run.file("member_1", "report.json"), "member report").get("protocol", {})
     protocol = {
         **{key: value for key, value in member_protocol.items() if key != "prediction"},
         "ensemble": f"{config.ensemble_size} members (member_1 ... member_{config.ensemble_size}/, seeds {seeds}, "
-                    f"{config.time_budget_minutes / config.ensemble_size:g} minutes of training each at most), "
-                    f"each trained as member_1's lines above say; member test accuracies (what stopped each) "
-                    f"{member_accuracies}",
+                    f"{budget}), each trained as member_1's lines above say; member test accuracies (what "
+                    f"stopped each) {member_accuracies}",
         "prediction": "argmax of the members' mean softmax; accuracy interval: Wilson 95%",
     }
     report = evaluate_examples(ensemble, test, run.path, title=f"{config.dataset} {test.source}, ensemble",
@@ -327,7 +328,6 @@ def train_ensemble(config, pretrained):
         "train_examples": len(train),
         "epochs": [result["epochs"] for result in results],
         "train_seconds": sum(result["train_seconds"] for result in results),
-        "fit_seconds": sum(result["fit_seconds"] for result in results),
     }
     run.finish(metrics)
     logger.info("%s: ensemble test accuracy %.4f (members %s)", run.path, report["accuracy"],
