@@ -72,12 +72,14 @@ def test_hoisted_kernel_equals_keras_outputs_states_and_gradients(go_backwards, 
         np.testing.assert_allclose(got, want, atol=2e-5)
 
 
+@on_the_hoisted_kernel
 def test_hoisted_kernel_gradient_of_the_last_output_alone():
     """return_sequences=False: the gradient reaches the weights through the last h only (the others get zeros)."""
     rng = np.random.RandomState(4)
     ours, reference = LSTM(6), keras.layers.LSTM(6)
     x = rng.randn(3, 7, 5).astype("float32")
     ours.build(x.shape)
+    assert ours.uses_hoisted_kernel(7)
     reference.build(x.shape)
     reference.set_weights(ours.get_weights())
     for got, want in zip(*(sum(run(layer, x, None, None, "graph"), []) for layer in (ours, reference))):
