@@ -106,6 +106,9 @@ def test_shipped_configs_load_by_path_and_by_name():
     ({"ensemble_size": 0}, r"`ensemble_size` must be positive, received 0"),
     ({"dataset": "mr", "cross_validation_folds": 2, "ensemble_size": 2},
      r"`ensemble_size` must be 1 with cross-validation .*received ensemble_size=2, cross_validation_folds=2"),
+    ({"dataset": "mr", "cross_validation_folds": 10, "validation_sentences": 500},
+     r"`validation_sentences` must be 0 with cross-validation .*received validation_sentences=500"),
+    ({"validation_sentences": -1}, r"`validation_sentences` must not be negative, received -1"),
     ({"seed": 4294967295, "ensemble_size": 2}, r"`ensemble_size` gives members seeds up to .*seed=4294967295"),
 ])
 def test_sentiment_config_checks(values, message):

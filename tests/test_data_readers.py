@@ -1,3 +1,5 @@
+import collections
+
 import numpy as np
 import pytest
 
@@ -6,6 +8,7 @@ from textlstm.data import (
     DataError,
     LabeledExamples,
     cross_validation_folds,
+    held_out_sentences,
     read_label_prefixed,
     read_lines,
     read_polarity_pair,
@@ -193,6 +196,45 @@ def test_cross_validation_folds_partition_all_examples():
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(folds, again))
     other = cross_validation_folds(103, 10, seed=2)
     assert not all(np.array_equal(a, b) for (_, a), (_, b) in zip(folds, other))
+
+
+def word_runs(text):
+    words = text.split()
+    return {" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)}
+
+
+def test_held_out_sentences_keep_their_phrases_out_of_training(shared_data):
+    train, dev = (read_sentiment_dataset("sst2_glue", split, data_dir=str(shared_data)) for split in ("train", "dev"))
+    pooled = LabeledExamples(train.texts + dev.texts, train.labels + dev.labels, "sst2_glue train + dev")
+    kept, held_out = held_out_sentences(pooled, 872, seed=3)
+    assert len(held_out) == 872
+    assert 58_000 < len(kept) < 62_000  # 67,349 rows less 872 sentences and the ~7k phrases only they hold
+    held_texts = set(held_out.texts)
+    assert np.mean([len(text.split()) for text in held_texts]) > 15  # whole sentences (test.tsv: 19.5 words)
+    # No training row contains a held-out sentence; a training row that is a phrase of a held-out sentence
+    # is a phrase of another training row too.
+    kept_texts = [" ".join(text.split()) for text in kept.texts]
+    kept_runs = collections.Counter(run for text in kept_texts for run in word_runs(text))
+    assert not held_texts & set(kept_runs)
+    held_runs = set().union(*(word_runs(text) for text in held_texts))
+    shared_phrases = [text for text in kept_texts if text in held_runs]
+    assert len(shared_phrases) > 1000 and all(kept_runs[text] > 1 for text in shared_phrases)
+    # dev.tsv, the default validation, is mostly phrases of training rows.
+    train_text = " \n ".join(" ".join(text.split()) for text in train.texts)
+    assert np.mean([f" {' '.join(text.split())} " in f" {train_text} " for text in dev.texts[:100]]) > 0.8
+
+
+def test_held_out_sentences_are_drawn_with_the_seed():
+    examples = LabeledExamples([f"sentence {n} is here" for n in range(20)] + ["is here", "sentence 3"],
+                               [n % 2 for n in range(22)], "inline")
+    train, held_out = held_out_sentences(examples, 5, seed=1)
+    assert len(held_out) == 5 and all(text.startswith("sentence ") for text in held_out.texts)
+    assert "is here" in train.texts  # inside the 15 sentences that train
+    assert ("sentence 3" in train.texts) == ("sentence 3 is here" in train.texts)  # only inside that sentence
+    assert held_out_sentences(examples, 5, seed=1)[1].texts == held_out.texts
+    assert held_out_sentences(examples, 5, seed=2)[1].texts != held_out.texts
+    with pytest.raises(ValueError, match=r"`num_sentences` must be in \[1, 20\] \(the sentences found in inline\), got 21"):
+        held_out_sentences(examples, 21)
 
 
 def test_cross_validation_folds_stratified_on_mr(shared_data):

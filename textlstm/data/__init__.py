@@ -15,6 +15,7 @@ from textlstm.data.readers import (
     LabeledExamples,
     SentimentDatasetInfo,
     cross_validation_folds,
+    held_out_sentences,
     read_label_prefixed,
     read_polarity_pair,
     read_sentiment_dataset,

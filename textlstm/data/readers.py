@@ -5,7 +5,8 @@ corpora into `LabeledExamples`: GLUE-style TSV (`read_tsv_labeled`), Kim
 (2014)'s `<label> <sentence>` lines (`read_label_prefixed`) and Pang & Lee's
 one-file-per-polarity MR (`read_polarity_pair`); `read_sentiment_dataset`
 reads the well-known ones in ../shared/data by name, and
-`cross_validation_folds` gives the (stratified) k-fold splits used for MR.
+`cross_validation_folds` gives the (stratified) k-fold splits used for MR;
+`held_out_sentences` splits a phrase-level set (GLUE's SST-2) by sentence.
 """
 
 import collections
@@ -372,6 +373,61 @@ def cross_validation_folds(num_examples, num_folds, seed=0, labels=None):
         (np.flatnonzero(fold_of_example != fold), np.flatnonzero(fold_of_example == fold))
         for fold in range(num_folds)
     ]
+
+
+def held_out_sentences(examples, num_sentences, seed=0):
+    """Splits phrase-level examples by sentence: `num_sentences` whole sentences, and the phrases only they hold.
+
+    A phrase-level treebank set (GLUE's SST-2 train: every sentence of SST's
+    training part and its labeled phrases) cannot be split by row: most
+    phrases of a held-out row's sentence would stay in training. SST's own
+    train/dev split (Socher et al. 2013) is by sentence; this rebuilds one:
+    the sentences are the rows no other row contains (as a run of whole
+    words), `num_sentences` of them are drawn with `seed`, and a phrase
+    trains only if some sentence left in training contains it.
+
+    Args:
+        examples: `LabeledExamples`, phrases and their sentences.
+        num_sentences: int, in [1, number of sentences found].
+        seed: int, the same seed draws the same sentences.
+
+    Returns:
+        `(train, held_out)`, `LabeledExamples` in the order of `examples`;
+        rows found only inside held-out sentences are in neither.
+
+    Raises:
+        ValueError: `num_sentences` is outside [1, number of sentences].
+
+    Example:
+    >>> examples = LabeledExamples(["a fine film", "fine", "a dull plot", "dull", "a"], [1, 1, 0, 0, 1], "inline")
+    >>> train, held_out = held_out_sentences(examples, 1, seed=0)
+    >>> held_out.texts, train.texts
+    (['a dull plot'], ['a fine film', 'fine', 'a'])
+    """
+    words = [text.split() for text in examples.texts]
+    inside_sentences, sentences = set(), []  # every run of words of a sentence found so far; their rows
+    for index in sorted(range(len(words)), key=lambda i: -len(words[i])):  # longest first
+        if " ".join(words[index]) not in inside_sentences:
+            sentences.append(index)
+            inside_sentences |= _word_runs(words[index])
+    if not 1 <= num_sentences <= len(sentences):
+        raise ValueError(f"`num_sentences` must be in [1, {len(sentences)}] (the sentences found in "
+                         f"{examples.source}), got {num_sentences}.")
+    held = set(np.random.default_rng(seed).choice(sorted(sentences), num_sentences, replace=False).tolist())
+    kept_runs = set()
+    for index in sentences:
+        if index not in held:
+            kept_runs |= _word_runs(words[index])
+    train = [i for i in range(len(words)) if i not in held and " ".join(words[i]) in kept_runs]
+    logger.info("%s: %d sentences among %d rows; %d held out, with %d phrases found only inside them; %d rows train",
+                examples.source, len(sentences), len(words), len(held), len(words) - len(train) - len(held),
+                len(train))
+    return examples.subset(train), examples.subset(sorted(held))
+
+
+def _word_runs(words):
+    """Every contiguous run of `words`, joined by single spaces."""
+    return {" ".join(words[start:end]) for start in range(len(words)) for end in range(start + 1, len(words) + 1)}
 
 
 BINARY_LABEL_NAMES = ("negative", "positive")

@@ -26,7 +26,9 @@ from textlstm import training
 from textlstm.config import SentimentConfig, read_json_object
 from textlstm.data import (
     SENTIMENT_DATASETS,
+    LabeledExamples,
     cross_validation_folds,
+    held_out_sentences,
     labeled_dataset,
     read_label_prefixed,
     read_sentiment_dataset,
@@ -58,10 +60,19 @@ VALIDATION_FRACTION = 0.1  # of the training part, in cross-validation folds (no
 
 
 def read_splits(config):
-    """Train, validation and test `LabeledExamples` of a dataset that has splits."""
-    return tuple(read_sentiment_dataset(config.dataset, split, config.data_dir,
-                                        max_lines=config.max_train_lines if split == "train" else 0)
-                 for split in ("train", "dev", "test"))
+    """Train, validation and test `LabeledExamples` of a dataset that has splits.
+
+    With `validation_sentences=N`, train and dev are pooled and N whole
+    sentences, with the phrases found only inside them, validate
+    (`held_out_sentences`, drawn with the run's seed).
+    """
+    train, dev, test = (read_sentiment_dataset(config.dataset, split, config.data_dir,
+                                               max_lines=config.max_train_lines if split == "train" else 0)
+                        for split in ("train", "dev", "test"))
+    if config.validation_sentences:
+        pooled = LabeledExamples(train.texts + dev.texts, train.labels + dev.labels, f"{train.source} + {dev.source}")
+        train, dev = held_out_sentences(pooled, config.validation_sentences, seed=config.seed)
+    return train, dev, test
 
 
 def load_pretrained(config):
@@ -167,7 +178,7 @@ def fit_and_evaluate(config, run, train, valid, test, pretrained, shared_tokeniz
     fit_seconds, history = fit_classifier(classifier, run, config, train_data, valid_data,
                                           title=f"{config.dataset} classifier, {run.path}")
     report = evaluate_examples(classifier, test, run.path, title=f"{config.dataset} {test.source}",
-                               protocol=training_protocol(config, classifier, train, history, transfer, cudnn))
+                               protocol=training_protocol(config, classifier, train, valid, history, transfer, cudnn))
     train_seconds = [row["train_seconds"] for row in history if "train_seconds" in row]
     metrics = {
         "dataset": config.dataset,
@@ -194,11 +205,14 @@ def fit_and_evaluate(config, run, train, valid, test, pretrained, shared_tokeniz
     return metrics
 
 
-def training_protocol(config, classifier, train, history, transfer, cudnn):
+def training_protocol(config, classifier, train, valid, history, transfer, cudnn):
     """What a reader of the accuracy needs to know of how it was obtained."""
     ids = np.concatenate(classifier.preprocessor.encode_lines(train.texts[:5000]))
+    held_out = (f"{config.validation_sentences} whole sentences held out of train + dev with the phrases only "
+                f"they contain, drawn with seed {config.seed}" if config.validation_sentences else "the dev split")
     return {
         "train data": f"{train.source} ({len(train)} examples)",
+        "validation data": f"{held_out} ({len(valid)} examples)",
         "model": f"bidirectional {config.cell_type} {config.num_layers}x{config.hidden_dim}, embedding "
                  f"{config.embedding_dim}, pooling {config.pooling}, dropout {config.dropout}",
         "tokenizer": f"{'the LM run' if config.pretrained_lm else config.tokenizer}: "
