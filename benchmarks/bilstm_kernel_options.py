@@ -1,4 +1,4 @@
-"""Two kernels for the classifiers' masked BiLSTM batches, against Keras's masked loop, in one run.
+"""Three kernels for the classifiers' masked BiLSTM batches, against Keras's masked loop, in one run.
 
     python benchmarks/bilstm_kernel_options.py [--batch 64] [--steps 64] [--units 256] [--repetitions 3]
         [--calls 5]
@@ -20,7 +20,7 @@ real tokens, forward + backward of a sum of squares of its outputs:
   units, 4*units)` instead of two loops (the issue's "both directions of a
   BiLSTM in one batched step").
 
-Neither alternative is in textlstm (BENCHMARKS.md, "On an AMD EPYC
+None of the alternatives is in textlstm (BENCHMARKS.md, "On an AMD EPYC
 machine", says why); this script keeps the measurement reproducible.
 Prints the CPU model and ms per step of each repetition; the variants
 alternate so that drift hits all alike.
@@ -56,7 +56,7 @@ def while_loop_recurrence(projected, h0, c0, recurrent_kernel):
         steps = tf.shape(projected)[0]
 
         def step(t, h, c, hs, cs, gates):
-            z = projected[t] + tf.matmul(h, recurrent_kernel)  # (batch, 4*units)
+            z = projected[t] + tf.matmul(h, recurrent_kernel)  # ([2,] batch, 4*units)
             i, f, g, o = tf.split(z, 4, axis=-1)
             i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
             c = f * c + i * g
@@ -65,7 +65,7 @@ def while_loop_recurrence(projected, h0, c0, recurrent_kernel):
 
         arrays = [tf.TensorArray(tf.float32, size=steps) for _ in range(3)]
         _, h, c, hs, cs, gates = tf.while_loop(lambda t, *_: t < steps, step, (0, h0, c0, *arrays))
-        hs, cs, gates = hs.stack(), cs.stack(), gates.stack()  # (time, batch, units | 4*units)
+        hs, cs, gates = hs.stack(), cs.stack(), gates.stack()  # (time, [2,] batch, units | 4*units)
 
         def gradient(d_outputs, d_h, d_c):
             d_hs = d_outputs if batched else tf.transpose(d_outputs, [1, 0, 2])  # (time, [2,] batch, units)
@@ -83,7 +83,7 @@ def while_loop_recurrence(projected, h0, c0, recurrent_kernel):
 
             _, d_h, d_c, d_zs = tf.while_loop(lambda k, *_: k < steps, back,
                                               (0, d_h, d_c, tf.TensorArray(tf.float32, size=steps)))
-            d_z = d_zs.stack()  # (time, batch, 4*units)
+            d_z = d_zs.stack()  # (time, [2,] batch, 4*units)
             h_previous = tf.concat([h0[None], hs[:-1]], 0)  # (time, [2,] batch, units)
             d_recurrent = tf.einsum("t...bu,t...bg->...ug", h_previous, d_z)  # ([2,] units, 4*units)
             return d_z, d_h, d_c, d_recurrent

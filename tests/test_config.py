@@ -107,7 +107,9 @@ def test_shipped_configs_load_by_path_and_by_name():
     ({"dataset": "mr", "cross_validation_folds": 2, "ensemble_size": 2},
      r"`ensemble_size` must be 1 with cross-validation .*received ensemble_size=2, cross_validation_folds=2"),
     ({"dataset": "mr", "cross_validation_folds": 10, "validation_sentences": 500},
-     r"`validation_sentences` must be 0 with cross-validation .*received validation_sentences=500"),
+     r"`validation_sentences` must be 0 for dataset='mr' .*received 500"),
+    ({"dataset": "sst5_kim2014", "validation_sentences": 500},
+     r"`validation_sentences` must be 0 for dataset='sst5_kim2014' .*received 500"),
     ({"validation_sentences": -1}, r"`validation_sentences` must not be negative, received -1"),
     ({"seed": 4294967295, "ensemble_size": 2}, r"`ensemble_size` gives members seeds up to .*seed=4294967295"),
 ])

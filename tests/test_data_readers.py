@@ -237,6 +237,19 @@ def test_held_out_sentences_are_drawn_with_the_seed():
         held_out_sentences(examples, 21)
 
 
+def test_held_out_sentences_match_whole_words_and_drop_copies():
+    examples = LabeledExamples(
+        ["a  dullish   plot", "a dull", "dull", "a dull plot", "a fine film", "a dull plot"], [0, 0, 0, 0, 1, 0], "inline")
+    # Sentences, longest first: "a  dullish   plot" (spaces do not count), "a dull plot" (the first copy),
+    # "a fine film". "a dull" is a run of "a dull plot" only: "dull" is not a word of "dullish".
+    train, held_out = held_out_sentences(examples, 1, seed=1)
+    assert held_out.texts == ["a dull plot"]
+    assert train.texts == ["a  dullish   plot", "a fine film"]  # "a dull", "dull" and the copy only inside it
+    train, held_out = held_out_sentences(examples, 1, seed=11)
+    assert held_out.texts == ["a  dullish   plot"]
+    assert train.texts == ["a dull", "dull", "a dull plot", "a fine film", "a dull plot"]
+
+
 def test_cross_validation_folds_stratified_on_mr(shared_data):
     examples = read_sentiment_dataset("mr", "all", data_dir=str(shared_data))
     labels = np.array(examples.labels)

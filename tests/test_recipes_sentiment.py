@@ -10,7 +10,7 @@ from textlstm.cli import main
 from textlstm.config import SentimentConfig, config_from_dict
 from textlstm.data import read_sentiment_dataset
 from textlstm.recipes.language_model import load_language_model
-from textlstm.recipes.sentiment import load_classifier, train_sentiment
+from textlstm.recipes.sentiment import load_classifier, read_splits, train_sentiment
 
 TINY = ["max_train_lines=3000", "vocabulary_size=6000", "embedding_dim=32", "hidden_dim=16", "epochs=2",
         "time_budget_minutes=0", "verbose=0", "learning_rate=0.005"]
@@ -36,6 +36,20 @@ def test_a_tiny_run_beats_the_majority_class_on_held_out_sentences(classifier_ru
     report = json.loads((classifier_run / "report.json").read_text())
     assert sum(map(sum, report["confusion_matrix"])) == 872
     assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def test_validation_sentences_are_one_draw_for_every_seed(shared_data):
+    def splits(**values):
+        return read_splits(config_from_dict(SentimentConfig, {"data_dir": str(shared_data), **values}))
+
+    train, valid, test = splits(validation_sentences=300, max_train_lines=2000, seed=7)
+    assert (len(train), len(valid), len(test)) == (2000, 300, 872)
+    assert not set(valid.texts) & set(train.texts)
+    assert valid.source.startswith("300 whole sentences held out of ") and "less 300 held-out" in train.source
+    assert splits(validation_sentences=300, seed=8)[1].texts == valid.texts  # the seed trains, it does not draw
+    with pytest.raises(ValueError, match=r"`validation_sentences` is too large for sst2_glue, received 7000: "
+                                         r"`num_sentences` must be in \[1, 6885\]"):
+        splits(validation_sentences=7000)
 
 
 def test_predict_from_the_cli_and_the_api(classifier_run, capsys):

@@ -228,7 +228,7 @@ class SentimentConfig(RunConfig):
     dataset: str = setting("sst2_glue", Choice("sst2_glue", "sst2_kim2014", "sst5_kim2014", "mr"))  # See ../shared/data/README.md.
     data_dir: str = setting("../shared/data")  # Where the datasets' folders are; nothing is downloaded.
     cross_validation_folds: int = setting(0, NonNegative())  # MR only (it has no split): 10-fold CV as in Kim (2014).
-    validation_sentences: int = setting(0, NonNegative())  # 0 = the dev split. N = pool train and dev, validate on N whole sentences and drop the phrases only they contain (data.held_out_sentences): sst2_glue's dev rows are mostly phrases of training sentences.
+    validation_sentences: int = setting(0, NonNegative())  # 0 = the dev split. N = pool train and dev, validate on N whole sentences (one draw for every seed) and drop the phrases only they contain (data.held_out_sentences). sst2_glue only: its dev rows are mostly phrases of training sentences.
     max_length: int = setting(64, Positive())  # Tokens kept per text; SST sentences average ~19 words.
 
     vocabulary_size: int = setting(20000, Positive())  # SST-2 train has ~14k word types; the rest map to <unk>.
@@ -264,10 +264,10 @@ class SentimentConfig(RunConfig):
         if self.dataset != "mr" and self.cross_validation_folds:
             raise ValueError(f"{source}: field `cross_validation_folds` must be 0 for dataset={self.dataset!r}, "
                              f"which has train/dev/test splits, received {self.cross_validation_folds}.")
-        if self.validation_sentences and self.cross_validation_folds:
-            raise ValueError(f"{source}: field `validation_sentences` must be 0 with cross-validation (each fold "
-                             f"holds out a slice of its training part), received "
-                             f"validation_sentences={self.validation_sentences}.")
+        if self.validation_sentences and self.dataset != "sst2_glue":
+            raise ValueError(f"{source}: field `validation_sentences` must be 0 for dataset={self.dataset!r} (it "
+                             f"holds out the whole sentences of sst2_glue's phrase-level rows; the other sets' dev "
+                             f"splits are sentences already), received {self.validation_sentences}.")
         if self.cross_validation_folds == 1:
             raise ValueError(f"{source}: field `cross_validation_folds` must be 0 or at least 2, received 1.")
         if self.ensemble_size > 1 and self.cross_validation_folds:

@@ -382,9 +382,10 @@ def held_out_sentences(examples, num_sentences, seed=0):
     training part and its labeled phrases) cannot be split by row: most
     phrases of a held-out row's sentence would stay in training. SST's own
     train/dev split (Socher et al. 2013) is by sentence; this rebuilds one:
-    the sentences are the rows no other row contains (as a run of whole
-    words), `num_sentences` of them are drawn with `seed`, and a phrase
-    trains only if some sentence left in training contains it.
+    the sentences are the rows that no longer row contains as a run of whole
+    words (of identical rows, the first), `num_sentences` of them are drawn
+    with `seed`, and any other row trains only if a sentence left in
+    training contains it (copies of a held-out sentence train only so).
 
     Args:
         examples: `LabeledExamples`, phrases and their sentences.
@@ -406,10 +407,11 @@ def held_out_sentences(examples, num_sentences, seed=0):
     """
     words = [text.split() for text in examples.texts]
     inside_sentences, sentences = set(), []  # every run of words of a sentence found so far; their rows
-    for index in sorted(range(len(words)), key=lambda i: -len(words[i])):  # longest first
+    for index in sorted(range(len(words)), key=lambda index: -len(words[index])):  # longest first
         if " ".join(words[index]) not in inside_sentences:
             sentences.append(index)
             inside_sentences |= _word_runs(words[index])
+    del inside_sentences  # ~2M strings on SST-2; the kept sentences' runs are built next
     if not 1 <= num_sentences <= len(sentences):
         raise ValueError(f"`num_sentences` must be in [1, {len(sentences)}] (the sentences found in "
                          f"{examples.source}), got {num_sentences}.")
@@ -418,8 +420,8 @@ def held_out_sentences(examples, num_sentences, seed=0):
     for index in sentences:
         if index not in held:
             kept_runs |= _word_runs(words[index])
-    train = [i for i in range(len(words)) if i not in held and " ".join(words[i]) in kept_runs]
-    logger.info("%s: %d sentences among %d rows; %d held out, with %d phrases found only inside them; %d rows train",
+    train = [index for index in range(len(words)) if index not in held and " ".join(words[index]) in kept_runs]
+    logger.info("%s: %d sentences among %d rows; %d held out, with %d rows found only inside them; %d rows train",
                 examples.source, len(sentences), len(words), len(held), len(words) - len(train) - len(held),
                 len(train))
     return examples.subset(train), examples.subset(sorted(held))

@@ -57,21 +57,33 @@ from textlstm.tokenizers import BOS, UNK_ID, load_tokenizer
 logger = logging.getLogger(__name__)
 
 VALIDATION_FRACTION = 0.1  # of the training part, in cross-validation folds (no dev set there)
+VALIDATION_DRAW_SEED = 0  # `validation_sentences`: one draw for every training seed, as a dataset's dev split is one
 
 
 def read_splits(config):
     """Train, validation and test `LabeledExamples` of a dataset that has splits.
 
-    With `validation_sentences=N`, train and dev are pooled and N whole
-    sentences, with the phrases found only inside them, validate
-    (`held_out_sentences`, drawn with the run's seed).
+    With `validation_sentences=N` (sst2_glue), train and dev are pooled and
+    N whole sentences, with the phrases found only inside them, validate
+    (`held_out_sentences`); the draw is the same for every seed, so runs of
+    several seeds, and an ensemble's members, validate on one set.
+    `max_train_lines` then limits the training rows left.
     """
     train, dev, test = (read_sentiment_dataset(config.dataset, split, config.data_dir,
-                                               max_lines=config.max_train_lines if split == "train" else 0)
+                                               max_lines=0 if config.validation_sentences or split != "train"
+                                               else config.max_train_lines)
                         for split in ("train", "dev", "test"))
     if config.validation_sentences:
         pooled = LabeledExamples(train.texts + dev.texts, train.labels + dev.labels, f"{train.source} + {dev.source}")
-        train, dev = held_out_sentences(pooled, config.validation_sentences, seed=config.seed)
+        try:
+            train, dev = held_out_sentences(pooled, config.validation_sentences, seed=VALIDATION_DRAW_SEED)
+        except ValueError as error:
+            raise ValueError(f"`validation_sentences` is too large for {config.dataset}, received "
+                             f"{config.validation_sentences}: {error}") from error
+        train.source = f"{pooled.source} less {len(dev)} held-out sentences and the phrases only they contain"
+        dev.source = f"{len(dev)} whole sentences held out of {pooled.source}"
+        if config.max_train_lines:
+            train = train.subset(range(min(config.max_train_lines, len(train))))
     return train, dev, test
 
 
@@ -191,6 +203,7 @@ def fit_and_evaluate(config, run, train, valid, test, pretrained, shared_tokeniz
         "valid_accuracy": min(history, key=lambda row: row["val_loss"])["val_accuracy"] if history else None,
         "test_examples": len(test),
         "train_examples": len(train),
+        "validation_examples": len(valid),
         "epochs": len(history),
         "stopped_by": run.progress["stopped_by"],
         "fit_seconds": fit_seconds,
@@ -208,11 +221,9 @@ def fit_and_evaluate(config, run, train, valid, test, pretrained, shared_tokeniz
 def training_protocol(config, classifier, train, valid, history, transfer, cudnn):
     """What a reader of the accuracy needs to know of how it was obtained."""
     ids = np.concatenate(classifier.preprocessor.encode_lines(train.texts[:5000]))
-    held_out = (f"{config.validation_sentences} whole sentences held out of train + dev with the phrases only "
-                f"they contain, drawn with seed {config.seed}" if config.validation_sentences else "the dev split")
     return {
         "train data": f"{train.source} ({len(train)} examples)",
-        "validation data": f"{held_out} ({len(valid)} examples)",
+        "validation data": f"{valid.source} ({len(valid)} examples)",
         "model": f"bidirectional {config.cell_type} {config.num_layers}x{config.hidden_dim}, embedding "
                  f"{config.embedding_dim}, pooling {config.pooling}, dropout {config.dropout}",
         "tokenizer": f"{'the LM run' if config.pretrained_lm else config.tokenizer}: "
