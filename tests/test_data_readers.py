@@ -200,7 +200,7 @@ def test_cross_validation_folds_partition_all_examples():
 
 def word_runs(text):
     words = text.split()
-    return {" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)}
+    return {" ".join(words[start:end]) for start in range(len(words)) for end in range(start + 1, len(words) + 1)}
 
 
 def test_held_out_sentences_keep_their_phrases_out_of_training(shared_data):

@@ -378,8 +378,8 @@ def cross_validation_folds(num_examples, num_folds, seed=0, labels=None):
 def held_out_sentences(examples, num_sentences, seed=0):
     """Splits phrase-level examples by sentence: `num_sentences` whole sentences, and the phrases only they hold.
 
-    A phrase-level treebank set (GLUE's SST-2 train: every sentence of SST's
-    training part and its labeled phrases) cannot be split by row: most
+    A phrase-level treebank set (GLUE's SST-2 train: SST's non-neutral
+    training sentences and their labeled phrases) cannot be split by row: most
     phrases of a held-out row's sentence would stay in training. SST's own
     train/dev split (Socher et al. 2013) is by sentence; this rebuilds one:
     the sentences are the rows that no longer row contains as a run of whole
