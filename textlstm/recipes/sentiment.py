@@ -351,6 +351,7 @@ def train_ensemble(config, pretrained):
         "member_stopped_by": [result["stopped_by"] for result in results],
         "test_examples": len(test),
         "train_examples": len(train),
+        "validation_examples": len(valid),
         "epochs": [result["epochs"] for result in results],
         "train_seconds": sum(result["train_seconds"] for result in results),
     }
