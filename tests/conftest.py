@@ -13,6 +13,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def tensorflow_started():
+    """TensorFlow's runtime runs from the session's start, as in a notebook, so in-process runs keep its default
+    thread pools whichever test comes first (`cpu_threads=auto` times and sets them only in a fresh process:
+    tests/test_cpu_threads.py runs those)."""
+    import tensorflow as tf
+
+    tf.constant(0.0) + 1.0
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     if not DATA.exists():

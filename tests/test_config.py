@@ -46,6 +46,7 @@ def test_unknown_key_names_key_and_valid_keys():
         ({"weight_decay_type": "l1"}, r"`weight_decay_type` must be one of \('decoupled', 'l2'\), received 'l1'"),
         ({"recurrent_initializer": "zeros"}, r"`recurrent_initializer` must be one of .*received 'zeros'"),
         ({"verbose": 3}, r"`verbose` must be one of \(0, 1, 2\), received 3"),
+        ({"cpu_threads": "all"}, r"`cpu_threads` must be one of \('auto', .*'parallel_ops'\), received 'all'"),
         ({"weight_averaging": 1.0}, r"`weight_averaging` must be in \[0, 1\), received 1.0"),
         ({"weight_averaging": 0.9, "precision": "mixed_float16"},
          r"`weight_averaging` needs precision other than mixed_float16 .*received weight_averaging=0.9"),

@@ -89,10 +89,13 @@ def test_a_classifier_killed_at_a_random_step_resumes_exactly(tmp_path, shared_d
     # the weights, which a mid-epoch checkpoint must hold beside the step's own weights. (Resuming without an
     # average is the language-model test's path above.) Kills land in either epoch (checkpoints every 5 of 19
     # steps an epoch); only a resume from the first epoch's end, where the weights are the average, could miss a
-    # lost average.
+    # lost average. One thread per op (`cpu_threads=parallel_ops`, set in each fresh process), so the
+    # non-default pools are resumed exactly too.
     settings = [f"data_dir={shared_data}", "max_train_lines=600", "vocabulary_size=3000", "embedding_dim=16",
                 "hidden_dim=8", "batch_size=32", "epochs=2", "checkpoint_every_steps=5", "verbose=0",
-                "weight_averaging=0.9"]
+                "weight_averaging=0.9", "cpu_threads=parallel_ops"]
     (reference, resumed), where = _kill_resume_and_compare(tmp_path, "classifier", settings, total_steps=2 * 19,
                                                            kill_range=(3, 30))
     assert resumed["test_accuracy"] == reference["test_accuracy"], where
+    assert [run["cpu_threads"]["chosen"] for run in (reference, resumed)] == ["parallel_ops"] * 2
+    assert resumed["cpu_threads"]["applied"] is True

@@ -155,6 +155,8 @@ def test_an_ensemble_run_trains_its_members_once_and_predicts_their_mean(shared_
     mean = np.mean([member.predict(test.texts).probabilities for member in members], axis=0)  # (872, 2)
     assert metrics["test_accuracy"] == pytest.approx(float(np.mean(mean.argmax(axis=1) == np.array(test.labels))))
     assert "2 members" in (run_dir / "report.md").read_text()
+    # The pools' choice is recorded where a re-run reads it back (the run dir's own progress.json).
+    assert json.loads((run_dir / "progress.json").read_text())["cpu_threads"] == metrics["cpu_threads"]
 
     texts = ["a gorgeous , witty , seductive movie .", "the plot is dull and the acting is worse ."]
     capsys.readouterr()

@@ -92,6 +92,7 @@ def setting(default, *constraints, continuable=False):
 
 INITIALIZERS = ("uniform", "glorot_uniform", "he_uniform", "orthogonal")
 CELL_TYPES = ("lstm", "gru", "peephole_lstm")
+CPU_THREADS = ("auto", "tensorflow", "parallel_ops")  # textlstm.cpu_threads
 
 
 # Configs -----------------------------------------------------------------------
@@ -121,6 +122,7 @@ class RunConfig:
     word_dropout: float = setting(0.0, Range(0, 1, high_open=True))  # Whole words per batch (Gal & Ghahramani 2016; AWD-LSTM's 0.1); 0 = off.
     kernel_initializer: str = setting("glorot_uniform", Choice(*INITIALIZERS))  # Keras's default, what the benchmarks ran with; "uniform" = ±0.1 (Zaremba).
     recurrent_initializer: str = setting("orthogonal", Choice(*INITIALIZERS))  # Saxe et al. (2014): keeps early gradients from vanishing.
+    cpu_threads: str = setting("auto", Choice(*CPU_THREADS), continuable=True)  # TensorFlow's CPU pools: "tensorflow" (a thread per core for each op), "parallel_ops" (one thread per op, ops side by side), "auto" = timed here for bidirectional models (textlstm.cpu_threads).
     precision: str = setting("float32", Choice("float32", "mixed_float16", "mixed_bfloat16"))  # The backbone's compute dtype; mixed_float16 is for GPUs (slow on CPUs); softmax and loss stay float32.
 
     # Optimisation.

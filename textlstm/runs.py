@@ -71,6 +71,12 @@ def release(version):
     return tuple(int(part) if part.isdigit() else part for part in (parts + ["0"])[:2])
 
 
+def recorded_progress(run_dir):
+    """The `progress.json` of a run directory, or {} where it has none; read before the run is opened."""
+    path = os.path.join(run_dir, PROGRESS_FILE)
+    return read_json_object(path, "run progress") if os.path.exists(path) else {}
+
+
 def check_run(run_dir, task=None):
     """Refuses a run directory of another task, or written by a textlstm release that reads runs differently.
 
@@ -80,8 +86,7 @@ def check_run(run_dir, task=None):
     Raises:
         ValueError: naming the run's task or version and what was expected.
     """
-    path = os.path.join(run_dir, PROGRESS_FILE)
-    progress = read_json_object(path, "run progress") if os.path.exists(path) else {}
+    progress = recorded_progress(run_dir)
     saved_task = progress.get("task")
     if task and saved_task and saved_task != task:
         raise ValueError(f"{run_dir} holds a `{saved_task}` run (made by `textlstm train {saved_task}`), not a "
@@ -340,6 +345,11 @@ class RunDirectory:
             self.progress[key] = compute()
             write_json(self.progress, self.file(PROGRESS_FILE))
         return self.progress[key]
+
+    def record(self, key, value):
+        """Records `progress[key] = value` (e.g. the CPU threads this attempt trains with)."""
+        self.progress[key] = value
+        write_json(self.progress, self.file(PROGRESS_FILE))
 
     def finish_fit(self, epochs_done, stopped_by):
         """Records that training finished: `stopped_by` is "epochs", "time_budget" or "early_stopping"."""

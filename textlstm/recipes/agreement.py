@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from textlstm import training
+from textlstm.cpu_threads import describe_cpu_threads
 from textlstm.data import labeled_dataset, read_number_items
 from textlstm.models import AgreementClassifier, transfer_language_model
 from textlstm.models.agreement import LABEL_NAMES
@@ -43,6 +44,7 @@ from textlstm.recipes.run_steps import (
     load_run_model,
     prepare_tokenizer,
     pretrained_tokenizer,
+    set_cpu_threads,
 )
 from textlstm.runs import RunDirectory
 from textlstm.tokenizers import BOS, UNK_ID, WordTokenizer
@@ -122,6 +124,7 @@ def train_agreement(config):
     Returns:
         The metrics dict, also written to `run_dir/metrics.json`.
     """
+    cpu_threads = set_cpu_threads(config)  # first: TensorFlow's pools are set before its runtime starts
     language_model, transfer_tokenizer = None, None
     if config.pretrained_lm:
         language_model = load_language_model(config.pretrained_lm)
@@ -129,6 +132,7 @@ def train_agreement(config):
         transfer_tokenizer = language_model_tokenizer(config, language_model)
     train, valid, test = read_items(config)
     run = RunDirectory.open(config)
+    run.record("cpu_threads", cpu_threads)
 
     keras.utils.set_random_seed(config.seed)
     if language_model is not None:
@@ -155,7 +159,7 @@ def train_agreement(config):
     cudnn = check_cudnn(classifier, valid_data)
     fit_seconds, history = fit_classifier(classifier, run, config, train_data, valid_data,
                                           title=f"number prediction classifier, {run.path}")
-    protocol = training_protocol(config, classifier, train, valid, test, history, transfer, cudnn)
+    protocol = training_protocol(config, classifier, train, valid, test, history, transfer, cudnn, cpu_threads)
     result = evaluate_agreement(classifier, test, run.path, title=f"Number prediction: {config.test_file}",
                                 protocol=protocol)
     labels = collections.Counter(item.label for item in test)
@@ -184,6 +188,7 @@ def train_agreement(config):
         "start_token": start_token,
         "transfer": transfer,
         "cudnn": cudnn,
+        "cpu_threads": cpu_threads,
     }
     run.finish(metrics)
     logger.info("%s: test accuracy %.4f (majority class %.4f), by attractors %s", run.path,
@@ -197,7 +202,7 @@ def unknown_rate(preprocessor, items):
     return float(np.mean(ids == UNK_ID)) if ids.size else 0.0
 
 
-def training_protocol(config, classifier, train, valid, test, history, transfer, cudnn):
+def training_protocol(config, classifier, train, valid, test, history, transfer, cudnn, cpu_threads):
     """What a reader of the accuracy needs to know of how it was obtained."""
     preprocessor = classifier.preprocessor
     train_labels = collections.Counter(item.label for item in train)
@@ -221,6 +226,7 @@ def training_protocol(config, classifier, train, valid, test, history, transfer,
                     f"patience {config.early_stopping_patience}); weights of the lowest validation loss on "
                     f"{config.valid_file} ({len(valid)} items)",
         "recurrent kernel": describe_cudnn_report(cudnn),
+        "CPU threads": describe_cpu_threads(cpu_threads),
         "prediction": "argmax of p(singular), p(plural); correct when it is the verb's number",
         "textlstm_version": importlib.metadata.version("textlstm"),
     }

@@ -28,6 +28,7 @@ from textlstm.recipes.run_steps import (
     plot_history,
     prepare_tokenizer,
     save_model,
+    set_cpu_threads,
 )
 from textlstm.runs import RunDirectory, read_run_config, write_text
 from textlstm.tokenizers import WordTokenizer
@@ -138,7 +139,8 @@ def train_language_model(config):
     steps after it. More epochs or a larger time budget continue a finished
     run.
     """
-    # Several replicas: the strategy first (before any TensorFlow work), each worker index > 0 in its own run_dir.
+    cpu_threads = set_cpu_threads(config)  # first: TensorFlow's pools are set before its runtime starts
+    # Several replicas: the strategy next (before any TensorFlow work), each worker index > 0 in its own run_dir.
     strategy, worker, workers = {"multi_worker": distributed.make_strategy,
                                  "mirrored": distributed.make_mirrored_strategy,
                                  "none": lambda: (None, 0, 1)}[config.strategy]()
@@ -152,6 +154,8 @@ def train_language_model(config):
     # A worker's run finishes before the chief's (which evaluates and saves): a worker opens a finished run too, and
     # restores with the others, which train only if the chief's run needs it (fit_unless_done).
     run = RunDirectory.open(config, finished_ok=worker > 0)
+    if not run.finished:  # a worker's finished run is only read
+        run.record("cpu_threads", cpu_threads)
     keras.utils.set_random_seed(config.seed)
 
     tokenizer = prepare_tokenizer(run, config, train_lines)
@@ -246,6 +250,7 @@ def train_language_model(config):
         "start_token": lm.preprocessor.start_token,
         "cudnn": cudnn,
         "jit_compile": run.progress.get("jit_compile", xla),
+        "cpu_threads": cpu_threads,
         "workers": workers,
         "replicas": strategy.num_replicas_in_sync if strategy else 1,
         "samples": samples,

@@ -10,12 +10,13 @@ import keras
 
 from textlstm import training
 from textlstm.checkpoints import TrainingCheckpoint, count_batches, resumable_fit
+from textlstm.cpu_threads import choose_cpu_threads
 from textlstm.export import export_model
 from textlstm.models import AgreementClassifier, ClassifierEnsemble, LanguageModel, LSTMBackbone, SentimentClassifier
 from textlstm.models.task import Task
 from textlstm.models.recurrent import cudnn_report, describe_cudnn_report
 from textlstm.reports import plot_curves
-from textlstm.runs import atomic_path, check_run, run_description
+from textlstm.runs import atomic_path, check_run, recorded_progress, run_description
 from textlstm.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -164,9 +165,9 @@ def plot_history(run, **kwargs):
     return history
 
 
-def build_backbone(config, vocabulary_size, bidirectional=False):
-    """The `LSTMBackbone` a run config describes (every task's architecture fields)."""
-    return LSTMBackbone(
+def backbone_arguments(config, vocabulary_size, bidirectional=False):
+    """The `LSTMBackbone` arguments a run config describes (every task's architecture fields)."""
+    return dict(
         vocabulary_size=vocabulary_size,
         embedding_dim=config.embedding_dim,
         hidden_dim=config.hidden_dim,
@@ -180,6 +181,26 @@ def build_backbone(config, vocabulary_size, bidirectional=False):
         require_cudnn=config.cell_type != "peephole_lstm",  # choosing the peephole cell is choosing the slow kernel
         dtype=config.precision,
     )
+
+
+def build_backbone(config, vocabulary_size, bidirectional=False):
+    """The `LSTMBackbone` a run config describes."""
+    return LSTMBackbone(**backbone_arguments(config, vocabulary_size, bidirectional))
+
+
+def set_cpu_threads(config, bidirectional=False, time_steps=None):
+    """TensorFlow's CPU thread pools as `config.cpu_threads` says: a recipe's first step, before any TensorFlow op.
+
+    "auto" times both settings on a backbone of the config's architecture
+    and configured `vocabulary_size`, on batches of `batch_size` x
+    `time_steps` (`textlstm.cpu_threads.choose_cpu_threads`). A run
+    directory that recorded a choice for the same setting keeps it, so a
+    resumed attempt trains as the first did. Record the returned dict in
+    the run once it is open (`RunDirectory.record`).
+    """
+    remembered = None if config.overwrite else recorded_progress(config.run_dir).get("cpu_threads")
+    arguments = backbone_arguments(config, config.vocabulary_size, bidirectional)
+    return choose_cpu_threads(config.cpu_threads, arguments, config.batch_size, time_steps, remembered=remembered)
 
 
 def save_model(model, run, name="model.keras"):

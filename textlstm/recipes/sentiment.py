@@ -24,6 +24,7 @@ import numpy as np
 
 from textlstm import training
 from textlstm.config import SentimentConfig, read_json_object
+from textlstm.cpu_threads import describe_cpu_threads
 from textlstm.data import (
     SENTIMENT_DATASETS,
     LabeledExamples,
@@ -49,6 +50,7 @@ from textlstm.recipes.run_steps import (
     prepare_tokenizer,
     pretrained_tokenizer,
     save_model,
+    set_cpu_threads,
 )
 from textlstm.reports import classification_metrics, write_classification_report
 from textlstm.runs import RunDirectory, read_run_config, write_json
@@ -148,15 +150,16 @@ def make_optimizer(config, classifier, steps_per_epoch):
     return keras.optimizers.MultiOptimizer(lambda variable: optimizers[group_of[variable.path]])
 
 
-def fit_and_evaluate(config, run, train, valid, test, pretrained, shared_tokenizer=None):
+def fit_and_evaluate(config, run, train, valid, test, pretrained, cpu_threads, shared_tokenizer=None):
     """Trains one classifier in `run` and evaluates it on `test`; returns the metrics dict.
 
     `pretrained` is `load_pretrained(config)`: with a forward LM, the
     classifier takes its tokenizer and start token (the tokenizer fields of
     the config are not used) and is initialised from it. Else
     `shared_tokenizer` (an earlier ensemble member's), when given, is used
-    instead of training one.
+    instead of training one. `cpu_threads` is the process's `set_cpu_threads`.
     """
+    run.record("cpu_threads", cpu_threads)
     keras.utils.set_random_seed(config.seed)
     forward_lm, backward_lm = pretrained
     if forward_lm is not None:
@@ -190,7 +193,8 @@ def fit_and_evaluate(config, run, train, valid, test, pretrained, shared_tokeniz
     fit_seconds, history = fit_classifier(classifier, run, config, train_data, valid_data,
                                           title=f"{config.dataset} classifier, {run.path}")
     report = evaluate_examples(classifier, test, run.path, title=f"{config.dataset} {test.source}",
-                               protocol=training_protocol(config, classifier, train, valid, history, transfer, cudnn))
+                               protocol=training_protocol(config, classifier, train, valid, history, transfer, cudnn,
+                                                          cpu_threads))
     train_seconds = [row["train_seconds"] for row in history if "train_seconds" in row]
     metrics = {
         "dataset": config.dataset,
@@ -212,13 +216,14 @@ def fit_and_evaluate(config, run, train, valid, test, pretrained, shared_tokeniz
         "start_token": start_token,
         "transfer": transfer,
         "cudnn": cudnn,
+        "cpu_threads": cpu_threads,
     }
     run.finish(metrics)
     logger.info("%s: test accuracy %.4f, macro-F1 %.4f", run.path, report["accuracy"], report["macro_f1"])
     return metrics
 
 
-def training_protocol(config, classifier, train, valid, history, transfer, cudnn):
+def training_protocol(config, classifier, train, valid, history, transfer, cudnn, cpu_threads):
     """What a reader of the accuracy needs to know of how it was obtained."""
     ids = np.concatenate(classifier.preprocessor.encode_lines(train.texts[:5000]))
     return {
@@ -235,6 +240,7 @@ def training_protocol(config, classifier, train, valid, history, transfer, cudnn
         "training": f"{config.optimizer} lr {config.learning_rate} ({config.lr_schedule}), batch {config.batch_size}, "
                     f"{len(history)} epochs; weights of the lowest validation loss",
         "recurrent kernel": describe_cudnn_report(cudnn),
+        "CPU threads": describe_cpu_threads(cpu_threads),
         "prediction": "argmax of the softmax; accuracy interval: Wilson 95%",
     }
 
@@ -256,7 +262,7 @@ def evaluate_examples(classifier, examples, directory, stem="report", title=None
     return metrics
 
 
-def cross_validate(config, pretrained):
+def cross_validate(config, pretrained, cpu_threads):
     """K-fold cross-validation (Kim 2014 on MR): fold k trains on the rest and tests on fold k.
 
     Each fold is a run directory of its own (`fold_k/`, resumed and continued
@@ -265,6 +271,7 @@ def cross_validate(config, pretrained):
     """
     examples = read_sentiment_dataset(config.dataset, "all", config.data_dir, max_lines=config.max_train_lines)
     run = RunDirectory.open(config)
+    run.record("cpu_threads", cpu_threads)  # where a re-run reads it back (set_cpu_threads)
     folds = cross_validation_folds(len(examples), config.cross_validation_folds, seed=config.seed,
                                    labels=examples.labels)
     results, tested = [], []
@@ -281,7 +288,7 @@ def cross_validate(config, pretrained):
         logger.info("fold %d of %d: %d train, %d validation, %d test", index, len(folds),
                     len(shuffled) - held, held, len(test_indices))
         results.append(fit_and_evaluate(fold_config, fold_run, examples.subset(shuffled[held:]),
-                                        examples.subset(shuffled[:held]), test, pretrained))
+                                        examples.subset(shuffled[:held]), test, pretrained, cpu_threads))
     report = pooled_report(tested, run.path, f"{config.dataset}, {len(folds)}-fold cross-validation")
     accuracies = [result["test_accuracy"] for result in results]
     metrics = {
@@ -294,12 +301,13 @@ def cross_validate(config, pretrained):
         "pooled_accuracy": report["accuracy"],
         "pooled_accuracy_interval": report["accuracy_interval"],
         "train_seconds": sum(result["train_seconds"] for result in results),
+        "cpu_threads": cpu_threads,
     }
     run.finish(metrics)
     return metrics
 
 
-def train_ensemble(config, pretrained):
+def train_ensemble(config, pretrained, cpu_threads):
     """`ensemble_size` members, each a run of its own, then their `ClassifierEnsemble` tested in `config.run_dir`.
 
     Member k (`run_dir/member_k/`) is the run `config` describes with seed
@@ -310,6 +318,7 @@ def train_ensemble(config, pretrained):
     """
     train, valid, test = read_splits(config)
     run = RunDirectory.open(config)
+    run.record("cpu_threads", cpu_threads)  # where a re-run reads it back (set_cpu_threads)
     results = []
     for index in range(1, config.ensemble_size + 1):
         member_config = dataclasses.replace(
@@ -321,7 +330,8 @@ def train_ensemble(config, pretrained):
             continue
         logger.info("ensemble member %d of %d (seed %d)", index, config.ensemble_size, member_config.seed)
         shared_tokenizer = None if index == 1 else load_tokenizer(run.file("member_1", "tokenizer"))
-        results.append(fit_and_evaluate(member_config, member_run, train, valid, test, pretrained, shared_tokenizer))
+        results.append(fit_and_evaluate(member_config, member_run, train, valid, test, pretrained, cpu_threads,
+                                        shared_tokenizer))
     ensemble = ClassifierEnsemble([load_classifier(run.file(f"member_{index}"))
                                    for index in range(1, config.ensemble_size + 1)])
     save_model(ensemble, run)
@@ -354,6 +364,7 @@ def train_ensemble(config, pretrained):
         "validation_examples": len(valid),
         "epochs": [result["epochs"] for result in results],
         "train_seconds": sum(result["train_seconds"] for result in results),
+        "cpu_threads": cpu_threads,
     }
     run.finish(metrics)
     logger.info("%s: ensemble test accuracy %.4f (members %s)", run.path, report["accuracy"],
@@ -385,14 +396,15 @@ def train_sentiment(config):
     Data and pretrained LMs are read and checked before the run directory
     is touched.
     """
+    cpu_threads = set_cpu_threads(config, bidirectional=True, time_steps=config.max_length + 2)  # + <s>, </s>
     pretrained = load_pretrained(config)
     if config.cross_validation_folds:
-        return cross_validate(config, pretrained)
+        return cross_validate(config, pretrained, cpu_threads)
     if config.ensemble_size > 1:
-        return train_ensemble(config, pretrained)
+        return train_ensemble(config, pretrained, cpu_threads)
     train, valid, test = read_splits(config)
     run = RunDirectory.open(config)
-    return fit_and_evaluate(config, run, train, valid, test, pretrained)
+    return fit_and_evaluate(config, run, train, valid, test, pretrained, cpu_threads)
 
 
 def load_classifier(run_dir):
