@@ -57,12 +57,15 @@ def test_a_run_keeps_a_choice_made_for_its_setting_on_this_cpu(tmp_path):
     (tmp_path / "progress.json").write_text(json.dumps({"cpu_threads": recorded}))
     kept = set_cpu_threads(config, bidirectional=True, time_steps=8)  # a resumed run, read from progress.json
     assert (kept["chosen"], kept["ms_per_step"]) == ("parallel_ops", recorded["ms_per_step"])
-    # Not kept: a replaced run, another setting, another CPU, a choice that never applied (made in a notebook).
+    # Not kept: a replaced run, another setting, another CPU, a choice that never applied, one never timed (made
+    # where TensorFlow already ran, e.g. in a notebook).
     replaced = set_cpu_threads(SentimentConfig(run_dir=str(tmp_path), overwrite=True), bidirectional=True,
                                time_steps=8)
     assert replaced["chosen"] == "tensorflow" and "ms_per_step" not in replaced
     assert choose_cpu_threads("tensorflow", TINY_BIDIRECTIONAL, 4, 6, remembered=recorded)["chosen"] == "tensorflow"
-    for stale in ({**recorded, "cpu": "another CPU"}, {**recorded, "applied": False}):
+    untimed = {key: value for key, value in recorded.items() if key != "ms_per_step"}
+    for stale in ({**recorded, "cpu": "another CPU"}, {**recorded, "applied": False},
+                  {**untimed, "reason": "TensorFlow already ran in this process: its pools stay"}):
         assert choose_cpu_threads("auto", TINY_BIDIRECTIONAL, 4, 6, remembered=stale)["chosen"] == "tensorflow"
 
 

@@ -140,8 +140,8 @@ def choose_cpu_threads(setting, backbone_arguments, batch_size, time_steps, step
     `time_steps` random ids (the run's longest batches; bucketed training
     batches are mostly shorter), in one child process per setting, and keeps
     one thread per op only if it is `SWITCH_MARGIN` faster. A resumed run
-    passes the choice its run directory recorded as `remembered`: kept when
-    it was made for the same setting on the same CPU and applied.
+    passes the choice its run directory recorded as `remembered`: an "auto"
+    choice timed and applied on the same CPU is kept.
 
     Args:
         setting: "auto", "tensorflow" or "parallel_ops".
@@ -161,15 +161,19 @@ def choose_cpu_threads(setting, backbone_arguments, batch_size, time_steps, step
     if setting not in CPU_THREADS:
         raise ValueError(f"`setting` must be one of {list(CPU_THREADS)}, received {setting!r}.")
     choice = {"setting": setting, "cpu": cpu_description()}
-    if (remembered and remembered.get("setting") == setting and remembered.get("cpu") == choice["cpu"]
-            and remembered.get("applied")):
-        choice.update({key: remembered[key] for key in ("chosen", "ms_per_step", "reason") if key in remembered})
+    timed_before = (setting == "auto" and remembered and remembered.get("setting") == "auto"
+                    and remembered.get("cpu") == choice["cpu"] and remembered.get("applied")
+                    and "ms_per_step" in remembered)
+    if timed_before:
+        choice.update(chosen=remembered["chosen"], ms_per_step=remembered["ms_per_step"])
     elif setting != "auto":
         choice["chosen"] = setting
     elif not threads_are_measured(bool(backbone_arguments.get("bidirectional"))):
         choice.update(chosen="tensorflow", reason="no independent recurrences to run side by side, or a GPU")
-    elif not pools_can_change():
-        choice.update(chosen="tensorflow", reason="TensorFlow already ran in this process: its pools stay")
+    elif not pools_can_change():  # the pools this process already runs with
+        running = [name for name in ("tensorflow", "parallel_ops") if thread_counts(name) == current_thread_counts()]
+        choice.update(chosen=(running or ["tensorflow"])[0],
+                      reason="TensorFlow already ran in this process: its pools stay")
     else:
         milliseconds = {name: time_in_child(name, backbone_arguments, batch_size, time_steps, steps)
                         for name in ("tensorflow", "parallel_ops")}
