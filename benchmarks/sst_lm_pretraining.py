@@ -4,9 +4,12 @@
 
 1. Writes the LM's training text to RUNS/sst_lm_corpus/: PTB train, the SST
    training sentences (Kim 2014's stsa.fine.train, labels dropped) and MR,
-   less every MR sentence that is also an SST dev or test sentence (MR is
-   the source SST was built from; sentences are compared with punctuation
-   and spaces removed). No test sentence is ever in it.
+   less every MR line that holds an SST dev or test sentence (MR is the
+   source SST was built from, and one MR line can hold several SST
+   sentences; compared with punctuation and spaces removed, sentences
+   shorter than `MIN_PART_CHARACTERS` as whole lines only). No test
+   sentence is in it as a line, nor inside one unless it is that short
+   ("bad", "no").
 2. Trains a word-level LM on it (`train lm`, RUNS/sst_lm).
 3. Fine-tunes a bidirectional classifier on SST-2 from that LM
    (`configs/sst2_ulmfit.json`, RUNS/sst2_ulmfit): gradual unfreezing,
@@ -16,6 +19,8 @@ Prints both runs' metrics; BENCHMARKS.md holds the measured numbers.
 """
 
 import argparse
+import bisect
+import itertools
 import json
 import logging
 import os
@@ -33,22 +38,46 @@ LM_SETTINGS = [  # a 1x200 tied LSTM LM in stream mode; see BENCHMARKS.md for wh
 
 
 def normalized(text):
-    return re.sub(r"[^a-z0-9]", "", text.lower())
+    """Lowercase letters and digits only, so that SST's tokenization and MR's compare alike; SST writes brackets
+    as -lrb- -rrb- (-lsb- ...), which MR writes as ( ) [ ]."""
+    return re.sub(r"[^a-z0-9]", "", re.sub(r"-[lr][rsc]b-", " ", text.lower()))
+
+
+# A held-out sentence shorter than this (normalized) is matched only as a whole line: "bad" or "no" is inside
+# hundreds of MR lines that do not hold that test sentence.
+MIN_PART_CHARACTERS = 20
+
+
+def lines_holding(lines, sentences):
+    """Indices of the `lines` that hold any of `sentences`, compared `normalized`: as a whole line, or as a
+    part of one for sentences of `MIN_PART_CHARACTERS` or more."""
+    keys = [normalized(line) for line in lines]
+    starts = list(itertools.accumulate((len(key) + 1 for key in keys), initial=0))  # of each key in `text`
+    text = "|".join(keys)  # "|" is never in a key: no match spans two lines
+    held_out_keys = {normalized(sentence) for sentence in sentences}
+    found = {index for index, key in enumerate(keys) if key in held_out_keys}
+    for held_out_key in (key for key in held_out_keys if len(key) >= MIN_PART_CHARACTERS):
+        position = text.find(held_out_key)
+        while position != -1:
+            found.add(bisect.bisect_right(starts, position) - 1)
+            position = text.find(held_out_key, position + 1)
+    return found
 
 
 def write_corpus(directory, data_dir):
-    """PTB + SST train sentences + MR without SST dev/test sentences; returns the file and its line count."""
-    held_out = set()
+    """PTB + SST train sentences + MR without its lines that hold an SST dev/test sentence; returns the file
+    and its line count."""
+    held_out = []
     for name, split in (("sst2_kim2014", "dev"), ("sst2_kim2014", "test"), ("sst5_kim2014", "dev"),
                         ("sst5_kim2014", "test"), ("sst2_glue", "test")):
-        held_out.update(normalized(t) for t in read_sentiment_dataset(name, split, data_dir).texts)
+        held_out += read_sentiment_dataset(name, split, data_dir).texts
     lines = read_lines(os.path.join(data_dir, "ptb", "ptb.train.txt"))
     lines += read_sentiment_dataset("sst5_kim2014", "train", data_dir).texts
     mr = read_sentiment_dataset("mr", "all", data_dir).texts
-    kept = [text for text in mr if normalized(text) not in held_out]
-    logging.info("MR: kept %d of %d sentences (%d are SST dev/test sentences)", len(kept), len(mr),
-                 len(mr) - len(kept))
-    lines += kept
+    dropped = lines_holding(mr, held_out)
+    logging.info("MR: kept %d of %d lines (%d hold an SST dev/test sentence)", len(mr) - len(dropped), len(mr),
+                 len(dropped))
+    lines += [text for index, text in enumerate(mr) if index not in dropped]
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "train.txt")
     with open(path, "w", encoding="utf-8") as f:

@@ -7,6 +7,7 @@ import pytest
 from textlstm.reports import (
     classification_metrics,
     classification_report_markdown,
+    elapsed_minutes,
     markdown_table,
     plot_curves,
     write_classification_report,
@@ -38,6 +39,20 @@ def test_plot_curves_writes_a_png(tmp_path):
     plot_curves(history, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 5000
+
+
+def test_plot_curves_adds_a_minutes_panel_where_epochs_are_timed(tmp_path):
+    history = [{"epoch": 0, "epoch_seconds": 90.0, "perplexity": 300.0, "val_perplexity": 250.0},
+               {"epoch": 1, "epoch_seconds": 150.0, "perplexity": 200.0, "val_perplexity": 180.0}]
+    assert elapsed_minutes(history) == pytest.approx([1.5, 4.0])
+    assert elapsed_minutes([{"epoch": 0, "val_perplexity": 250.0}] + history) is None
+    timed, untimed = tmp_path / "timed.png", tmp_path / "untimed.png"
+    plot_curves(history, str(timed))
+    plot_curves([{key: row[key] for key in ("epoch", "perplexity", "val_perplexity")} for row in history],
+                str(untimed))
+    widths = [int.from_bytes(path.read_bytes()[16:20], "big") for path in (untimed, timed)]  # IHDR width
+    assert widths == [600, 1200]  # one 6-inch panel at 100 dpi, or two
+    assert elapsed_minutes([]) is None
 
 
 def test_markdown_table():

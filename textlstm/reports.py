@@ -13,27 +13,43 @@ import matplotlib.pyplot as plt  # noqa: E402
 from textlstm.runs import atomic_path, write_text  # noqa: E402
 
 
+def elapsed_minutes(history):
+    """Minutes from the start of training to the end of each epoch (its validation included), from the
+    history's `epoch_seconds`; None for an empty history or where a row lacks them (a log written before
+    they were recorded)."""
+    seconds = [row.get("epoch_seconds") for row in history]
+    if not seconds or any(value is None for value in seconds):
+        return None
+    return [float(total) / 60 for total in np.cumsum(seconds)]
+
+
 def plot_curves(history, path, metric="perplexity", title=None, train_label="train"):
-    """Plots train and validation `metric` per epoch from a CSV-log history to a PNG.
+    """Plots train and validation `metric` per epoch from a CSV-log history to a PNG, and, where the history
+    has `epoch_seconds`, the same against minutes of training in a second panel (time to quality).
 
     Args:
-        history: list of dicts with `epoch`, `metric` and `val_<metric>` keys.
+        history: list of dicts with `epoch`, `metric` and `val_<metric>` keys
+            (and `epoch_seconds`, as `training.EpochTimer` logs them).
         path: where the PNG goes.
         train_label: legend of the training curve (say when it is not
             comparable to validation, e.g. a sampled-softmax loss).
     """
-    epochs = [row["epoch"] + 1 for row in history]
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for key, label in ((metric, train_label), (f"val_{metric}", "validation")):
-        values = [row.get(key) for row in history]
-        if any(v is not None for v in values):
-            axis.plot(epochs, values, marker="o", label=label)
-    axis.set_xlabel("epoch")
-    axis.set_ylabel(metric)
-    axis.set_yscale("log")
-    axis.set_title(title or metric)
-    axis.grid(True, which="both", alpha=0.3)
-    axis.legend()
+    minutes = elapsed_minutes(history)
+    axes_x = [("epoch", [row["epoch"] + 1 for row in history])]
+    if minutes is not None:
+        axes_x.append(("minutes of training (validation included)", minutes))
+    figure, axes = plt.subplots(1, len(axes_x), figsize=(6 * len(axes_x), 4), squeeze=False)
+    for axis, (x_label, x_values) in zip(axes[0], axes_x):
+        for key, label in ((metric, train_label), (f"val_{metric}", "validation")):
+            values = [row.get(key) for row in history]
+            if any(v is not None for v in values):
+                axis.plot(x_values, values, marker="o", label=label)
+        axis.set_xlabel(x_label)
+        axis.set_ylabel(metric)
+        axis.set_yscale("log")
+        axis.set_title(title or metric)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
