@@ -7,9 +7,9 @@
    less every MR line that holds an SST dev or test sentence (MR is the
    source SST was built from, and one MR line can hold several SST
    sentences; compared with punctuation and spaces removed, sentences
-   shorter than `MIN_PART_CHARACTERS` as whole lines only). No test
-   sentence is in it as a line, nor inside one unless it is that short
-   ("bad", "no").
+   shorter than `MIN_PART_CHARACTERS` as whole lines only). Not yet
+   clean: a check on 2026-11-23 still found SST-2 test sentences as whole
+   lines of the written text, from a source not yet traced (BENCHMARKS.md).
 2. Trains a word-level LM on it (`train lm`, RUNS/sst_lm).
 3. Fine-tunes a bidirectional classifier on SST-2 from that LM
    (`configs/sst2_ulmfit.json`, RUNS/sst2_ulmfit): gradual unfreezing,

@@ -1,5 +1,5 @@
-"""benchmarks/sst_lm_pretraining.py's pretraining text holds no SST test sentence (the issue's "never a test
-sentence"): MR, which SST was cut from, joins several SST sentences in one line."""
+"""benchmarks/sst_lm_pretraining.py's `lines_holding`, which drops MR lines that hold an SST dev or test sentence
+(MR, which SST was cut from, joins several SST sentences in one line)."""
 
 import importlib.util
 import os
